@@ -1,0 +1,416 @@
+//! couchkv's storage layer: the [`Store`] trait, its backends and the shared conformance suite.
+//!
+//! # Layout
+//! - [`Store`] (this file): the contract every backend implements, with the types it speaks.
+//! - [`memory`]: an in-process backend, the reference for the contract (not durable).
+//! - `redb_store` (feature `redb`): the embedded durable default, one redb file, fsync on commit.
+//! - [`prefix`]: a wrapper that confines any store to a key prefix inside each namespace.
+//! - [`range`]: byte-order range arithmetic shared by the backends.
+//! - [`watch`]: the in-process change hub the local backends publish to.
+//! - `conformance` (feature `conformance`): one async fn per behaviour, `run_all` runs them.
+//!
+//! The trait and the memory backend are kept edge-ready: no threads, timers, clocks or I/O, so they
+//! compile for `wasm32-unknown-unknown`. Time enters only as arguments (`now` in
+//! [`Store::sweep_expired`]); expiry is enforced by the caller (couchkv's kv layer), which knows
+//! the clock.
+
+use std::ops::Bound;
+
+use bytes::Bytes;
+
+pub mod memory;
+pub mod prefix;
+pub mod range;
+pub mod watch;
+
+#[cfg(feature = "redb")]
+pub mod redb_store;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use memory::MemoryStore;
+pub use prefix::PrefixStore;
+#[cfg(feature = "redb")]
+pub use redb_store::RedbStore;
+
+/// Everything a store operation can fail with. Backends map their own errors into it.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The namespace id names no namespace.
+    #[error("namespace not found: {0}")]
+    NamespaceNotFound(String),
+    /// A namespace with this title exists already (titles are unique, as in Workers KV).
+    #[error("a namespace with the title {0:?} already exists")]
+    NamespaceExists(String),
+    /// A namespace with this id exists already.
+    #[error("a namespace with the id {0:?} already exists")]
+    NamespaceIdTaken(String),
+    /// A precondition of a batch did not hold; nothing of the batch was applied.
+    #[error("precondition failed on key {key:?}")]
+    Conflict { key: String },
+    /// The store was closed; no operation runs after [`Store::close`].
+    #[error("the store is closed")]
+    Closed,
+    /// The backend cannot do this (see [`Capabilities`]).
+    #[error("not supported by this store: {0}")]
+    NotSupported(&'static str),
+    /// A watcher fell too far behind and missed events; it must re-read and watch again.
+    #[error("watch lagged behind and missed {0} events")]
+    WatchLagged(u64),
+    /// A stored record could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    /// Any other failure of the backend (I/O, the engine, the network).
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A namespace: an independent key space, as a Workers KV namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    pub id: String,
+    pub title: String,
+}
+
+/// A stored value with what travels beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub value: Bytes,
+    /// Serialized JSON, validated by the caller; the store keeps it as text.
+    pub metadata: Option<String>,
+    /// Absolute expiry, seconds since the Unix epoch. The store keeps it; the caller enforces it.
+    pub expiration: Option<u64>,
+    /// The version of the batch that last wrote the key (see [`Store::batch`]).
+    pub version: u64,
+}
+
+/// One key of a [`ListPage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    pub key: String,
+    pub metadata: Option<String>,
+    pub expiration: Option<u64>,
+    pub version: u64,
+    /// Present exactly when [`ListOptions::values`] was set.
+    pub value: Option<Bytes>,
+}
+
+/// What [`Store::list`] returns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListPage {
+    pub entries: Vec<ListEntry>,
+    /// True when keys beyond this page exist in the requested range.
+    pub more: bool,
+}
+
+/// The range and shape of a [`Store::list`].
+///
+/// The keys listed are those that start with `prefix` and lie within `start` and `end`
+/// (both in byte order, whatever the direction), in ascending byte order or, with `reverse`,
+/// descending. A cursor "start after K" is `start: Excluded(K)` forward, `end: Excluded(K)` reverse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListOptions {
+    pub prefix: String,
+    pub start: Bound<String>,
+    pub end: Bound<String>,
+    pub reverse: bool,
+    /// At least 1. The store returns at most this many entries.
+    pub limit: usize,
+    /// Return each entry's value too.
+    pub values: bool,
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        Self {
+            prefix: String::new(),
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+            reverse: false,
+            limit: 1000,
+            values: false,
+        }
+    }
+}
+
+/// One write of a [`Batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put {
+        key: String,
+        value: Bytes,
+        metadata: Option<String>,
+        expiration: Option<u64>,
+    },
+    Delete {
+        key: String,
+    },
+    /// A delete carried out because the key expired: watchers see [`EventKind::Expire`].
+    Expire {
+        key: String,
+    },
+}
+
+impl Op {
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Put { key, .. } | Op::Delete { key } | Op::Expire { key } => key,
+        }
+    }
+}
+
+/// What a key must look like for a batch to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The key is not stored (an expired but unswept key is still stored: compare its version).
+    Absent,
+    /// The key is stored with this version.
+    Version(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Precondition {
+    pub key: String,
+    pub expect: Expect,
+}
+
+/// Writes applied together: all of them or none (on a store whose capabilities say
+/// `atomic_batch`). Preconditions are checked first, against the state before the batch.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Batch {
+    pub ops: Vec<Op>,
+    pub preconditions: Vec<Precondition>,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn put(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        self.ops.push(Op::Put {
+            key: key.into(),
+            value: value.into(),
+            metadata: None,
+            expiration: None,
+        });
+        self
+    }
+    pub fn delete(mut self, key: impl Into<String>) -> Self {
+        self.ops.push(Op::Delete { key: key.into() });
+        self
+    }
+    pub fn expect(mut self, key: impl Into<String>, expect: Expect) -> Self {
+        self.preconditions.push(Precondition {
+            key: key.into(),
+            expect,
+        });
+        self
+    }
+}
+
+/// A change to one key, as watchers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub key: String,
+    /// The version of the batch that made the change; watchers see versions in commit order.
+    pub version: u64,
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventKind {
+    Put {
+        metadata: Option<String>,
+        expiration: Option<u64>,
+    },
+    Delete,
+    Expire,
+}
+
+/// How a backend delivers change events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchKind {
+    /// Within this process, before the write is acknowledged.
+    InProcess,
+    /// Across every node sharing the store.
+    CrossNode,
+    /// By polling the store; late and coalesced.
+    Polling,
+}
+
+/// What a backend does natively. Layers above emulate what is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `start`/`end` bounds and `reverse` in [`Store::list`]. Without it a backend lists only
+    /// forward by prefix, and `start` may only be `Excluded` (a cursor) or `Unbounded`.
+    pub ranges: bool,
+    /// [`Store::batch`] applies all of its writes or none, even across a crash.
+    pub atomic_batch: bool,
+    /// [`Store::batch`] honours preconditions (compare-and-set).
+    pub preconditions: bool,
+    /// [`ListOptions::values`] costs no extra round trip per key.
+    pub list_values: bool,
+    pub watch: WatchKind,
+    /// An acknowledged write survives a crash of the process.
+    pub durable: bool,
+}
+
+/// A stream of change events. It ends when the store closes; a watcher that falls behind gets
+/// [`StoreError::WatchLagged`] and then the end of the stream.
+#[cfg(not(target_arch = "wasm32"))]
+pub type EventStream = futures::stream::BoxStream<'static, Result<Event>>;
+#[cfg(target_arch = "wasm32")]
+pub type EventStream = futures::stream::LocalBoxStream<'static, Result<Event>>;
+
+/// A namespaced, ordered key-value store.
+///
+/// The contract every backend keeps (the conformance suite checks it):
+/// - Keys are UTF-8 strings, compared and listed in the byte order of their UTF-8 encoding.
+/// - A missing key is `Ok(None)`, never an error; an unknown namespace is
+///   [`StoreError::NamespaceNotFound`].
+/// - The store validates nothing about sizes or names: the kv layer above does, once.
+/// - Expiration is stored, not enforced: an expired record is returned until swept. The caller
+///   compares it with its own clock, and calls [`Store::sweep_expired`] to remove it.
+/// - A batch gets a version greater than every version before it; all its writes carry it.
+///   With `atomic_batch` it applies whole or not at all; with `preconditions` a failed one
+///   returns [`StoreError::Conflict`] and applies nothing.
+/// - Watchers of a namespace see every change under their prefix in commit order.
+/// - Clones of a store handle share the same data.
+/// - After [`Store::close`], every operation returns [`StoreError::Closed`].
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+pub trait Store: Send + Sync {
+    fn capabilities(&self) -> Capabilities;
+
+    /// Creates a namespace with a caller-chosen id (randomness stays with the caller).
+    async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace>;
+    /// All namespaces, ordered by id.
+    async fn list_namespaces(&self) -> Result<Vec<Namespace>>;
+    async fn get_namespace(&self, id: &str) -> Result<Option<Namespace>>;
+    async fn rename_namespace(&self, id: &str, title: &str) -> Result<Namespace>;
+    /// Removes the namespace and every key in it.
+    async fn delete_namespace(&self, id: &str) -> Result<()>;
+
+    async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>>;
+    /// One read for many keys; the answer is in the order of `keys`.
+    async fn get_many(&self, ns: &str, keys: &[String]) -> Result<Vec<Option<Record>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.get(ns, key).await?);
+        }
+        Ok(out)
+    }
+    async fn list(&self, ns: &str, opts: &ListOptions) -> Result<ListPage>;
+    /// Applies a batch; returns its version.
+    async fn batch(&self, ns: &str, batch: Batch) -> Result<u64>;
+    /// Changes in `ns` to keys starting with `prefix`, from the moment of the call.
+    async fn watch(&self, ns: &str, prefix: &str) -> Result<EventStream>;
+
+    /// Removes up to `limit` records whose expiration is at or before `now`; watchers see
+    /// [`EventKind::Expire`]. Returns how many were removed.
+    async fn sweep_expired(&self, ns: &str, now: u64, limit: usize) -> Result<usize> {
+        sweep_by_listing(self, ns, now, limit).await
+    }
+
+    /// Stops the store: later calls fail with [`StoreError::Closed`]; pending writes finish.
+    async fn close(&self) -> Result<()>;
+
+    async fn put(&self, ns: &str, key: &str, value: Bytes) -> Result<u64> {
+        self.batch(ns, Batch::new().put(key, value)).await
+    }
+    async fn delete(&self, ns: &str, key: &str) -> Result<u64> {
+        self.batch(ns, Batch::new().delete(key)).await
+    }
+}
+
+/// The sweep any store can do with list and batch: versions as preconditions, so a key
+/// rewritten meanwhile is left alone.
+pub async fn sweep_by_listing<S: Store + ?Sized>(
+    store: &S,
+    ns: &str,
+    now: u64,
+    limit: usize,
+) -> Result<usize> {
+    let mut batch = Batch::new();
+    let mut opts = ListOptions::default();
+    'pages: loop {
+        let page = store.list(ns, &opts).await?;
+        for e in &page.entries {
+            if e.expiration.is_some_and(|t| t <= now) {
+                batch.ops.push(Op::Expire { key: e.key.clone() });
+                batch.preconditions.push(Precondition {
+                    key: e.key.clone(),
+                    expect: Expect::Version(e.version),
+                });
+                if batch.ops.len() >= limit {
+                    break 'pages;
+                }
+            }
+        }
+        match page.entries.last() {
+            Some(last) if page.more => opts.start = Bound::Excluded(last.key.clone()),
+            _ => break,
+        }
+    }
+    let n = batch.ops.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    match store.batch(ns, batch).await {
+        Ok(_) => Ok(n),
+        // Someone rewrote one of them meanwhile; the next sweep picks up the rest.
+        Err(StoreError::Conflict { .. }) => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// The shared handle the layers above hold.
+pub type DynStore = std::sync::Arc<dyn Store>;
+
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+    async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
+        (**self).create_namespace(id, title).await
+    }
+    async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
+        (**self).list_namespaces().await
+    }
+    async fn get_namespace(&self, id: &str) -> Result<Option<Namespace>> {
+        (**self).get_namespace(id).await
+    }
+    async fn rename_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
+        (**self).rename_namespace(id, title).await
+    }
+    async fn delete_namespace(&self, id: &str) -> Result<()> {
+        (**self).delete_namespace(id).await
+    }
+    async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>> {
+        (**self).get(ns, key).await
+    }
+    async fn get_many(&self, ns: &str, keys: &[String]) -> Result<Vec<Option<Record>>> {
+        (**self).get_many(ns, keys).await
+    }
+    async fn list(&self, ns: &str, opts: &ListOptions) -> Result<ListPage> {
+        (**self).list(ns, opts).await
+    }
+    async fn batch(&self, ns: &str, batch: Batch) -> Result<u64> {
+        (**self).batch(ns, batch).await
+    }
+    async fn watch(&self, ns: &str, prefix: &str) -> Result<EventStream> {
+        (**self).watch(ns, prefix).await
+    }
+    async fn sweep_expired(&self, ns: &str, now: u64, limit: usize) -> Result<usize> {
+        (**self).sweep_expired(ns, now, limit).await
+    }
+    async fn close(&self) -> Result<()> {
+        (**self).close().await
+    }
+}

@@ -1,0 +1,273 @@
+//! The in-process backend: sorted maps under one lock. It is the reference for the [`Store`]
+//! contract, the store of tests, and edge-ready (no threads, no I/O). Not durable.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::range::key_bounds;
+use crate::watch::WatchHub;
+use crate::{
+    Batch, Capabilities, Event, EventKind, EventStream, Expect, ListEntry, ListOptions, ListPage,
+    Namespace, Op, Record, Result, Store, StoreError, WatchKind,
+};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+    hub: WatchHub,
+    closed: AtomicBool,
+}
+
+#[derive(Default)]
+struct Inner {
+    version: u64,
+    namespaces: BTreeMap<String, Space>,
+}
+
+struct Space {
+    title: String,
+    data: BTreeMap<Vec<u8>, Record>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        // A panic while holding the lock leaves whole values behind (every write is applied
+        // after all checks), so a poisoned lock is still consistent.
+        Ok(self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+fn utf8(key: &[u8]) -> Result<String> {
+    String::from_utf8(key.to_vec()).map_err(|_| StoreError::Corrupt("key is not UTF-8".into()))
+}
+
+fn space<'a>(inner: &'a Inner, ns: &str) -> Result<&'a Space> {
+    inner
+        .namespaces
+        .get(ns)
+        .ok_or_else(|| StoreError::NamespaceNotFound(ns.to_owned()))
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+impl Store for MemoryStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            ranges: true,
+            atomic_batch: true,
+            preconditions: true,
+            list_values: true,
+            watch: WatchKind::InProcess,
+            durable: false,
+        }
+    }
+
+    async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
+        let mut inner = self.lock()?;
+        if inner.namespaces.contains_key(id) {
+            return Err(StoreError::NamespaceIdTaken(id.to_owned()));
+        }
+        if inner.namespaces.values().any(|s| s.title == title) {
+            return Err(StoreError::NamespaceExists(title.to_owned()));
+        }
+        inner.namespaces.insert(
+            id.to_owned(),
+            Space {
+                title: title.to_owned(),
+                data: BTreeMap::new(),
+            },
+        );
+        Ok(Namespace {
+            id: id.to_owned(),
+            title: title.to_owned(),
+        })
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
+        let inner = self.lock()?;
+        Ok(inner
+            .namespaces
+            .iter()
+            .map(|(id, s)| Namespace {
+                id: id.clone(),
+                title: s.title.clone(),
+            })
+            .collect())
+    }
+
+    async fn get_namespace(&self, id: &str) -> Result<Option<Namespace>> {
+        let inner = self.lock()?;
+        Ok(inner.namespaces.get(id).map(|s| Namespace {
+            id: id.to_owned(),
+            title: s.title.clone(),
+        }))
+    }
+
+    async fn rename_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
+        let mut inner = self.lock()?;
+        if inner
+            .namespaces
+            .iter()
+            .any(|(other, s)| other != id && s.title == title)
+        {
+            return Err(StoreError::NamespaceExists(title.to_owned()));
+        }
+        let space = inner
+            .namespaces
+            .get_mut(id)
+            .ok_or_else(|| StoreError::NamespaceNotFound(id.to_owned()))?;
+        space.title = title.to_owned();
+        Ok(Namespace {
+            id: id.to_owned(),
+            title: title.to_owned(),
+        })
+    }
+
+    async fn delete_namespace(&self, id: &str) -> Result<()> {
+        let mut inner = self.lock()?;
+        inner
+            .namespaces
+            .remove(id)
+            .ok_or_else(|| StoreError::NamespaceNotFound(id.to_owned()))?;
+        self.hub.close(Some(id));
+        Ok(())
+    }
+
+    async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>> {
+        let inner = self.lock()?;
+        Ok(space(&inner, ns)?.data.get(key.as_bytes()).cloned())
+    }
+
+    async fn get_many(&self, ns: &str, keys: &[String]) -> Result<Vec<Option<Record>>> {
+        let inner = self.lock()?;
+        let space = space(&inner, ns)?;
+        Ok(keys
+            .iter()
+            .map(|k| space.data.get(k.as_bytes()).cloned())
+            .collect())
+    }
+
+    async fn list(&self, ns: &str, opts: &ListOptions) -> Result<ListPage> {
+        let inner = self.lock()?;
+        let space = space(&inner, ns)?;
+        let Some(bounds) = key_bounds(&opts.prefix, &opts.start, &opts.end) else {
+            return Ok(ListPage::default());
+        };
+        let range = space
+            .data
+            .range::<Vec<u8>, (Bound<Vec<u8>>, Bound<Vec<u8>>)>(bounds);
+        let iter: Box<dyn Iterator<Item = (&Vec<u8>, &Record)>> = if opts.reverse {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        let limit = opts.limit.max(1);
+        let mut page = ListPage::default();
+        for (key, rec) in iter {
+            if page.entries.len() == limit {
+                page.more = true;
+                break;
+            }
+            page.entries.push(ListEntry {
+                key: utf8(key)?,
+                metadata: rec.metadata.clone(),
+                expiration: rec.expiration,
+                version: rec.version,
+                value: opts.values.then(|| rec.value.clone()),
+            });
+        }
+        Ok(page)
+    }
+
+    async fn batch(&self, ns: &str, batch: Batch) -> Result<u64> {
+        let mut inner = self.lock()?;
+        let version = inner.version + 1;
+        let space = inner
+            .namespaces
+            .get_mut(ns)
+            .ok_or_else(|| StoreError::NamespaceNotFound(ns.to_owned()))?;
+        for pre in &batch.preconditions {
+            let current = space.data.get(pre.key.as_bytes()).map(|r| r.version);
+            let holds = match pre.expect {
+                Expect::Absent => current.is_none(),
+                Expect::Version(v) => current == Some(v),
+            };
+            if !holds {
+                return Err(StoreError::Conflict {
+                    key: pre.key.clone(),
+                });
+            }
+        }
+        let mut events = Vec::with_capacity(batch.ops.len());
+        for op in batch.ops {
+            match op {
+                Op::Put {
+                    key,
+                    value,
+                    metadata,
+                    expiration,
+                } => {
+                    space.data.insert(
+                        key.as_bytes().to_vec(),
+                        Record {
+                            value,
+                            metadata: metadata.clone(),
+                            expiration,
+                            version,
+                        },
+                    );
+                    events.push(Event {
+                        key,
+                        version,
+                        kind: EventKind::Put {
+                            metadata,
+                            expiration,
+                        },
+                    });
+                }
+                Op::Delete { key } => {
+                    space.data.remove(key.as_bytes());
+                    events.push(Event {
+                        key,
+                        version,
+                        kind: EventKind::Delete,
+                    });
+                }
+                Op::Expire { key } => {
+                    if space.data.remove(key.as_bytes()).is_some() {
+                        events.push(Event {
+                            key,
+                            version,
+                            kind: EventKind::Expire,
+                        });
+                    }
+                }
+            }
+        }
+        inner.version = version;
+        // Published under the lock: watchers see commits in order.
+        self.hub.publish(ns, events);
+        Ok(version)
+    }
+
+    async fn watch(&self, ns: &str, prefix: &str) -> Result<EventStream> {
+        let inner = self.lock()?;
+        space(&inner, ns)?;
+        Ok(self.hub.subscribe(ns, prefix))
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.closed.store(true, Ordering::Release);
+        self.hub.close(None);
+        Ok(())
+    }
+}
