@@ -1,1 +1,38 @@
-fn main(){}
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use couchkv::cli::{Cli, Command};
+use couchkv::server;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "couchkv stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: couchkv::cli::ServeArgs) -> Result<(), server::ServerError> {
+    let store = server::open_store(&args)?;
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    server::run(
+        listener,
+        store,
+        Duration::from_secs(args.sweep_interval),
+        server::shutdown_signal(),
+    )
+    .await
+}

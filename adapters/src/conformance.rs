@@ -18,9 +18,7 @@ use futures::channel::oneshot;
 use futures::future::{select, Either};
 use futures::StreamExt;
 
-use crate::{
-    Batch, EventKind, EventStream, Expect, ListOptions, Op, Store, StoreError,
-};
+use crate::{Batch, EventKind, EventStream, Expect, ListOptions, Op, Store, StoreError};
 
 const NS: &str = "0123456789abcdef0123456789abcdef";
 
@@ -131,7 +129,10 @@ pub async fn namespaces<S: Store + ?Sized>(store: &S) {
         Err(StoreError::NamespaceNotFound("zzzz".into()))
     );
 
-    store.put("aaaa", "k", Bytes::from_static(b"v")).await.unwrap();
+    store
+        .put("aaaa", "k", Bytes::from_static(b"v"))
+        .await
+        .unwrap();
     store.delete_namespace("aaaa").await.unwrap();
     assert_eq!(store.get_namespace("aaaa").await.unwrap(), None);
     assert_eq!(
@@ -164,9 +165,18 @@ pub async fn namespace_isolation<S: Store + ?Sized>(store: &S) {
     // One id a prefix of the other: neither may see the other's keys.
     store.create_namespace("ns", "one").await.unwrap();
     store.create_namespace("ns1", "two").await.unwrap();
-    store.put("ns", "a", Bytes::from_static(b"1")).await.unwrap();
-    store.put("ns1", "a", Bytes::from_static(b"2")).await.unwrap();
-    store.put("ns1", "", Bytes::from_static(b"3")).await.unwrap();
+    store
+        .put("ns", "a", Bytes::from_static(b"1"))
+        .await
+        .unwrap();
+    store
+        .put("ns1", "a", Bytes::from_static(b"2"))
+        .await
+        .unwrap();
+    store
+        .put("ns1", "", Bytes::from_static(b"3"))
+        .await
+        .unwrap();
     assert_eq!(store.get("ns", "a").await.unwrap().unwrap().value, "1");
     assert_eq!(store.get("ns1", "a").await.unwrap().unwrap().value, "2");
     let page = store.list("ns", &opts("", 100)).await.unwrap();
@@ -176,16 +186,30 @@ pub async fn namespace_isolation<S: Store + ?Sized>(store: &S) {
     let page = store.list("ns", &rev).await.unwrap();
     assert_eq!(keys(&page), ["a"]);
     store.delete_namespace("ns").await.unwrap();
-    assert_eq!(store.list("ns1", &opts("", 100)).await.unwrap().entries.len(), 2);
+    assert_eq!(
+        store
+            .list("ns1", &opts("", 100))
+            .await
+            .unwrap()
+            .entries
+            .len(),
+        2
+    );
 }
 
 pub async fn put_get_delete<S: Store + ?Sized>(store: &S) {
     fresh(store).await;
     assert_eq!(store.get(NS, "missing").await.unwrap(), None);
-    let v1 = store.put(NS, "k", Bytes::from_static(b"one")).await.unwrap();
+    let v1 = store
+        .put(NS, "k", Bytes::from_static(b"one"))
+        .await
+        .unwrap();
     let rec = store.get(NS, "k").await.unwrap().expect("stored");
     assert_eq!(rec.value, "one");
-    assert_eq!((rec.metadata, rec.expiration, rec.version), (None, None, v1));
+    assert_eq!(
+        (rec.metadata, rec.expiration, rec.version),
+        (None, None, v1)
+    );
 
     let v2 = store
         .batch(
@@ -239,8 +263,26 @@ pub async fn byte_order<S: Store + ?Sized>(store: &S) {
     fresh(store).await;
     // Sorted by UTF-8 bytes, not by code point groups or locale: "Z" < "a" < "é" < "中" < "😀".
     let mut expected = vec![
-        "\u{0}", "\u{1}x", "!", "0", "9", "A", "Z", "_", "a", "a\u{0}", "a\u{0}b", "aa", "z",
-        "\u{7f}", "é", "éa", "\u{ffff}", "中", "😀", "\u{10ffff}",
+        "\u{0}",
+        "\u{1}x",
+        "!",
+        "0",
+        "9",
+        "A",
+        "Z",
+        "_",
+        "a",
+        "a\u{0}",
+        "a\u{0}b",
+        "aa",
+        "z",
+        "\u{7f}",
+        "é",
+        "éa",
+        "\u{ffff}",
+        "中",
+        "😀",
+        "\u{10ffff}",
     ];
     for (i, k) in expected.iter().rev().enumerate() {
         store.put(NS, k, Bytes::from(i.to_string())).await.unwrap();
@@ -348,7 +390,10 @@ pub async fn list_ranges<S: Store + ?Sized>(store: &S) {
     assert_eq!(run(In("b"), Ex("c"), "", false).await, ["b", "ba", "bb"]);
     assert_eq!(run(Ex("b"), In("c"), "", false).await, ["ba", "bb", "c"]);
     assert_eq!(run(Ex("b"), In("c"), "", true).await, ["c", "bb", "ba"]);
-    assert_eq!(run(In("b"), Un, "", true).await, ["d", "c", "bb", "ba", "b"]);
+    assert_eq!(
+        run(In("b"), Un, "", true).await,
+        ["d", "c", "bb", "ba", "b"]
+    );
     assert_eq!(run(Un, Ex("b"), "", true).await, ["a"]);
     assert_eq!(run(Un, Un, "b", true).await, ["bb", "ba", "b"]);
     assert_eq!(run(Ex("b"), Un, "b", false).await, ["ba", "bb"]);
@@ -376,7 +421,10 @@ pub async fn atomic_batch<S: Store + ?Sized>(store: &S) {
         return;
     }
     fresh(store).await;
-    store.put(NS, "old", Bytes::from_static(b"x")).await.unwrap();
+    store
+        .put(NS, "old", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
     let v = store
         .batch(NS, Batch::new().put("a", "1").put("b", "2").delete("old"))
         .await
@@ -390,7 +438,10 @@ pub async fn atomic_batch<S: Store + ?Sized>(store: &S) {
     assert_eq!(got[2], None);
     // The last write of a key in a batch wins.
     store
-        .batch(NS, Batch::new().put("k", "first").delete("k").put("k", "last"))
+        .batch(
+            NS,
+            Batch::new().put("k", "first").delete("k").put("k", "last"),
+        )
         .await
         .unwrap();
     assert_eq!(store.get(NS, "k").await.unwrap().unwrap().value, "last");
@@ -426,7 +477,10 @@ pub async fn atomic_batch<S: Store + ?Sized>(store: &S) {
             .get_many(NS, &[format!("w{i}/x"), format!("w{i}/y")])
             .await
             .unwrap();
-        assert_eq!(got[0].as_ref().map(|r| r.version), got[1].as_ref().map(|r| r.version));
+        assert_eq!(
+            got[0].as_ref().map(|r| r.version),
+            got[1].as_ref().map(|r| r.version)
+        );
     }
 }
 
@@ -448,12 +502,18 @@ pub async fn preconditions<S: Store + ?Sized>(store: &S) {
     );
     // Version holds for the current version only.
     let v2 = store
-        .batch(NS, Batch::new().put("k", "2").expect("k", Expect::Version(v1)))
+        .batch(
+            NS,
+            Batch::new().put("k", "2").expect("k", Expect::Version(v1)),
+        )
         .await
         .unwrap();
     assert_eq!(
         store
-            .batch(NS, Batch::new().put("k", "3").expect("k", Expect::Version(v1)))
+            .batch(
+                NS,
+                Batch::new().put("k", "3").expect("k", Expect::Version(v1))
+            )
             .await,
         Err(StoreError::Conflict { key: "k".into() })
     );
@@ -461,18 +521,29 @@ pub async fn preconditions<S: Store + ?Sized>(store: &S) {
     // A precondition on one key guards writes to others; Version on a missing key fails.
     assert_eq!(
         store
-            .batch(NS, Batch::new().put("other", "x").expect("gone", Expect::Version(v2)))
+            .batch(
+                NS,
+                Batch::new()
+                    .put("other", "x")
+                    .expect("gone", Expect::Version(v2))
+            )
             .await,
         Err(StoreError::Conflict { key: "gone".into() })
     );
     assert_eq!(store.get(NS, "other").await.unwrap(), None);
     store
-        .batch(NS, Batch::new().delete("k").expect("k", Expect::Version(v2)))
+        .batch(
+            NS,
+            Batch::new().delete("k").expect("k", Expect::Version(v2)),
+        )
         .await
         .unwrap();
     // Compare-and-set under contention: of many racing writers expecting the same version,
     // exactly one wins.
-    let v = store.put(NS, "race", Bytes::from_static(b"0")).await.unwrap();
+    let v = store
+        .put(NS, "race", Bytes::from_static(b"0"))
+        .await
+        .unwrap();
     let racers = (0..10).map(|i| {
         store.batch(
             NS,
@@ -492,8 +563,14 @@ pub async fn watch<S: Store + ?Sized>(store: &S) {
     fresh(store).await;
     let mut w = store.watch(NS, "w/").await.unwrap();
     let mut all = store.watch(NS, "").await.unwrap();
-    let v1 = store.put(NS, "w/a", Bytes::from_static(b"1")).await.unwrap();
-    store.put(NS, "other", Bytes::from_static(b"x")).await.unwrap();
+    let v1 = store
+        .put(NS, "w/a", Bytes::from_static(b"1"))
+        .await
+        .unwrap();
+    store
+        .put(NS, "other", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
     let v3 = store
         .batch(
             NS,
@@ -535,7 +612,12 @@ pub async fn watch<S: Store + ?Sized>(store: &S) {
     // Many writes in a row arrive complete and in order.
     let mut versions = Vec::new();
     for i in 0..200 {
-        versions.push(store.put(NS, &format!("w/{i}"), Bytes::new()).await.unwrap());
+        versions.push(
+            store
+                .put(NS, &format!("w/{i}"), Bytes::new())
+                .await
+                .unwrap(),
+        );
     }
     for v in versions {
         assert_eq!(next_event(&mut w).await.version, v);
@@ -554,14 +636,21 @@ pub async fn expiry<S: Store + ?Sized>(store: &S) {
         .batch(
             NS,
             Batch {
-                ops: vec![put("soon", Some(100)), put("later", Some(200)), put("never", None)],
+                ops: vec![
+                    put("soon", Some(100)),
+                    put("later", Some(200)),
+                    put("never", None),
+                ],
                 preconditions: vec![],
             },
         )
         .await
         .unwrap();
     // Stored, not enforced: the record is there until swept.
-    assert_eq!(store.get(NS, "soon").await.unwrap().unwrap().expiration, Some(100));
+    assert_eq!(
+        store.get(NS, "soon").await.unwrap().unwrap().expiration,
+        Some(100)
+    );
     let mut w = store.watch(NS, "").await.unwrap();
     assert_eq!(store.sweep_expired(NS, 150, 1000).await.unwrap(), 1);
     assert_eq!(store.get(NS, "soon").await.unwrap(), None);
@@ -621,7 +710,9 @@ pub async fn closed<S: Store + ?Sized>(store: &S) {
     assert_eq!(store.watch(NS, "").await.map(|_| ()), closed);
     assert_eq!(store.sweep_expired(NS, 0, 1).await.map(|_| ()), closed);
     // Open watchers end rather than hang.
-    let end = within(5000, w.next()).await.expect("the watch ends when the store closes");
+    let end = within(5000, w.next())
+        .await
+        .expect("the watch ends when the store closes");
     assert!(end.is_none());
     // Closing twice is harmless.
     store.close().await.unwrap();

@@ -119,7 +119,17 @@ mod tests {
         assert_eq!(l, Bound::Excluded(b"ab".to_vec()));
         assert_eq!(u, Bound::Excluded(b"b".to_vec()));
         assert!(key_bounds("b", &Bound::Unbounded, &Bound::Excluded("a".into())).is_none());
-        assert!(key_bounds("", &Bound::Included("a".into()), &Bound::Excluded("a".into())).is_none());
-        assert!(key_bounds("", &Bound::Included("a".into()), &Bound::Included("a".into())).is_some());
+        assert!(key_bounds(
+            "",
+            &Bound::Included("a".into()),
+            &Bound::Excluded("a".into())
+        )
+        .is_none());
+        assert!(key_bounds(
+            "",
+            &Bound::Included("a".into()),
+            &Bound::Included("a".into())
+        )
+        .is_some());
     }
 }

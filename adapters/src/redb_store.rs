@@ -159,10 +159,7 @@ impl RedbStore {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let job: WriteJob = Box::new(move |ctx| {
             let result = f(ctx);
-            let fatal = matches!(
-                result,
-                Err(StoreError::Backend(_) | StoreError::Corrupt(_))
-            );
+            let fatal = matches!(result, Err(StoreError::Backend(_) | StoreError::Corrupt(_)));
             let finish: Finish = Box::new(move |commit| {
                 let _ = tx.send(result.and_then(|v| commit.map(|()| v)));
             });
@@ -238,7 +235,9 @@ fn run_group(
             fatal = is_fatal;
         }
         if fatal {
-            return Err(StoreError::Backend("a batch failed; transaction aborted".into()));
+            return Err(StoreError::Backend(
+                "a batch failed; transaction aborted".into(),
+            ));
         }
         if ctx.version != version {
             let mut meta = txn.open_table(META).map_err(backend)?;
@@ -415,7 +414,11 @@ fn apply_batch(ctx: &mut WriteCtx<'_>, ns: &str, batch: Batch) -> Result<u64> {
     }
     // Every check before the first write: a failed batch leaves the shared transaction as it was.
     for pre in &batch.preconditions {
-        let current = match ctx.data.get(data_key(ns, &pre.key).as_slice()).map_err(backend)? {
+        let current = match ctx
+            .data
+            .get(data_key(ns, &pre.key).as_slice())
+            .map_err(backend)?
+        {
             Some(raw) => Some(decode(raw.value())?.version),
             None => None,
         };
@@ -661,10 +664,7 @@ impl Store for RedbStore {
     async fn close(&self) -> Result<()> {
         self.closed.store(true, Ordering::Release);
         // Dropping the senders ends the threads once the queued jobs are done.
-        self.writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.readers
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -1,0 +1,409 @@
+//! Workers KV semantics over any [`Store`]: namespaces, every limit and validation of Workers KV,
+//! expiry (enforced on read against the injected clock, swept on demand), opaque list cursors,
+//! bulk reads and writes.
+//!
+//! Validation happens here, once; the store below validates nothing. Every write of a bulk call
+//! goes to the store as one batch, so on a store with atomic batches a bulk write is whole or
+//! absent, and one invalid item rejects the call before anything is written.
+
+mod cursor;
+mod error;
+pub mod limits;
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use couchkv_adapters::{
+    Batch, DynStore, EventStream, ListOptions as StoreList, Namespace, Op, Record,
+};
+
+use crate::clock::{Clock, IdSource};
+pub use error::KvError;
+
+pub type Result<T, E = KvError> = std::result::Result<T, E>;
+
+/// The KV service: namespaces over one store.
+#[derive(Clone)]
+pub struct Kv {
+    store: DynStore,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+}
+
+impl Kv {
+    pub fn new(store: DynStore, clock: Arc<dyn Clock>, ids: Arc<dyn IdSource>) -> Self {
+        Self { store, clock, ids }
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub async fn create_namespace(&self, title: &str) -> Result<Namespace> {
+        if title.is_empty() {
+            return Err(KvError::EmptyTitle);
+        }
+        Ok(self
+            .store
+            .create_namespace(&self.ids.new_id(), title)
+            .await?)
+    }
+
+    pub async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
+        Ok(self.store.list_namespaces().await?)
+    }
+
+    pub async fn get_namespace(&self, id: &str) -> Result<Namespace> {
+        self.store
+            .get_namespace(id)
+            .await?
+            .ok_or(KvError::NamespaceNotFound)
+    }
+
+    pub async fn rename_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
+        if title.is_empty() {
+            return Err(KvError::EmptyTitle);
+        }
+        Ok(self.store.rename_namespace(id, title).await?)
+    }
+
+    pub async fn delete_namespace(&self, id: &str) -> Result<()> {
+        Ok(self.store.delete_namespace(id).await?)
+    }
+
+    /// A handle on one namespace. It does not check that the namespace exists: the first
+    /// operation says so with [`KvError::NamespaceNotFound`].
+    pub fn namespace(&self, id: &str) -> KvNamespace {
+        KvNamespace {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            id: id.to_owned(),
+        }
+    }
+
+    /// Removes expired keys from every namespace, up to `limit` per namespace; returns how many.
+    pub async fn sweep(&self, limit: usize) -> Result<usize> {
+        let now = self.clock.now_secs();
+        let mut removed = 0;
+        for ns in self.store.list_namespaces().await? {
+            match self.store.sweep_expired(&ns.id, now, limit).await {
+                Ok(n) => removed += n,
+                // Deleted while we swept: nothing left to expire.
+                Err(couchkv_adapters::StoreError::NamespaceNotFound(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// A value read back with what travels beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvValue {
+    pub value: Bytes,
+    /// Serialized JSON, as it was written.
+    pub metadata: Option<String>,
+    pub expiration: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GetOptions {
+    /// Accepted for compatibility (there is one edge location: this server), but validated.
+    pub cache_ttl: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutOptions {
+    /// Seconds since the epoch.
+    pub expiration: Option<i64>,
+    /// Seconds from now; wins over `expiration`.
+    pub expiration_ttl: Option<i64>,
+    /// Serialized JSON.
+    pub metadata: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListOptions {
+    pub prefix: Option<String>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub name: String,
+    pub expiration: Option<u64>,
+    pub metadata: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListResult {
+    pub keys: Vec<KeyInfo>,
+    pub list_complete: bool,
+    /// Present exactly when `list_complete` is false.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BulkGetType {
+    #[default]
+    Text,
+    Json,
+}
+
+impl BulkGetType {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(KvError::BulkGetBadType(other.to_owned())),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BulkValue {
+    /// A string for `text`, the parsed document for `json`.
+    pub value: serde_json::Value,
+    pub metadata: Option<String>,
+    pub expiration: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkPutItem {
+    pub key: String,
+    pub value: Bytes,
+    pub options: PutOptions,
+}
+
+/// One namespace, with Workers KV's rules.
+#[derive(Clone)]
+pub struct KvNamespace {
+    store: DynStore,
+    clock: Arc<dyn Clock>,
+    id: String,
+}
+
+impl KvNamespace {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn live(&self, record: Option<Record>) -> Option<Record> {
+        let now = self.clock.now_secs();
+        record.filter(|r| r.expiration.is_none_or(|e| e > now))
+    }
+
+    pub async fn get(&self, key: &str, opts: &GetOptions) -> Result<Option<KvValue>> {
+        limits::check_key(key)?;
+        limits::check_cache_ttl(opts.cache_ttl)?;
+        let record = self.store.get(&self.id, key).await?;
+        Ok(self.live(record).map(|r| KvValue {
+            value: r.value,
+            metadata: r.metadata,
+            expiration: r.expiration,
+        }))
+    }
+
+    /// Validates one write and turns it into a store operation.
+    fn put_op(&self, key: String, value: Bytes, opts: PutOptions) -> Result<Op> {
+        limits::check_key(&key)?;
+        let expiration = limits::resolve_expiration(
+            self.clock.now_secs(),
+            opts.expiration,
+            opts.expiration_ttl,
+        )?;
+        limits::check_metadata(opts.metadata.as_deref())?;
+        limits::check_value(value.len())?;
+        Ok(Op::Put {
+            key,
+            value,
+            metadata: opts.metadata,
+            expiration,
+        })
+    }
+
+    pub async fn put(&self, key: &str, value: Bytes, opts: PutOptions) -> Result<()> {
+        let op = self.put_op(key.to_owned(), value, opts)?;
+        self.store
+            .batch(
+                &self.id,
+                Batch {
+                    ops: vec![op],
+                    preconditions: vec![],
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Deleting a missing key succeeds, as in Workers KV.
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        limits::check_key(key)?;
+        self.store.delete(&self.id, key).await?;
+        Ok(())
+    }
+
+    pub async fn list(&self, opts: &ListOptions) -> Result<ListResult> {
+        let limit = limits::list_limit(opts.limit)?;
+        let prefix = opts.prefix.clone().unwrap_or_default();
+        limits::check_key_length(&prefix)?;
+        let start = match opts.cursor.as_deref() {
+            None | Some("") => Bound::Unbounded,
+            Some(c) => Bound::Excluded(cursor::decode(c)?),
+        };
+        let page = self
+            .store
+            .list(
+                &self.id,
+                &StoreList {
+                    prefix,
+                    start,
+                    limit,
+                    ..StoreList::default()
+                },
+            )
+            .await?;
+        // The cursor is the last key examined, even an expired one left out of the page: a page
+        // may come back short, or empty, and still not be the last.
+        let cursor = match page.entries.last() {
+            Some(last) if page.more => Some(cursor::encode(&last.key)),
+            _ => None,
+        };
+        let now = self.clock.now_secs();
+        let keys = page
+            .entries
+            .into_iter()
+            .filter(|e| e.expiration.is_none_or(|t| t > now))
+            .map(|e| KeyInfo {
+                name: e.key,
+                expiration: e.expiration,
+                metadata: e.metadata,
+            })
+            .collect();
+        Ok(ListResult {
+            keys,
+            list_complete: cursor.is_none(),
+            cursor,
+        })
+    }
+
+    /// Reads 1–100 keys at once; a missing key reads as `None`.
+    pub async fn bulk_get(
+        &self,
+        keys: &[String],
+        kind: BulkGetType,
+        opts: &GetOptions,
+    ) -> Result<Vec<(String, Option<BulkValue>)>> {
+        if keys.is_empty() {
+            return Err(KvError::BulkGetTooFew);
+        }
+        if keys.len() > limits::MAX_BULK_GET_KEYS {
+            return Err(KvError::BulkGetTooMany);
+        }
+        for k in keys {
+            limits::check_key(k)?;
+        }
+        limits::check_cache_ttl(opts.cache_ttl)?;
+        let records = self.store.get_many(&self.id, keys).await?;
+        let mut total = 0usize;
+        let mut out = Vec::with_capacity(keys.len());
+        for (key, record) in keys.iter().zip(records) {
+            let Some(r) = self.live(record) else {
+                out.push((key.clone(), None));
+                continue;
+            };
+            total += r.value.len();
+            if total > limits::MAX_BULK_GET_BYTES {
+                return Err(KvError::BulkGetTooLarge);
+            }
+            let value = match kind {
+                BulkGetType::Text => {
+                    serde_json::Value::String(String::from_utf8_lossy(&r.value).into_owned())
+                }
+                BulkGetType::Json => {
+                    serde_json::from_slice(&r.value).map_err(|_| KvError::BulkGetNotJson)?
+                }
+            };
+            out.push((
+                key.clone(),
+                Some(BulkValue {
+                    value,
+                    metadata: r.metadata,
+                    expiration: r.expiration,
+                }),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Writes up to 10,000 items as one batch: every item is checked first, and one bad item
+    /// rejects the call with nothing written.
+    pub async fn bulk_put(&self, items: Vec<BulkPutItem>) -> Result<usize> {
+        if items.len() > limits::MAX_BULK_WRITE {
+            return Err(KvError::BulkTooMany(items.len()));
+        }
+        let n = items.len();
+        let ops = items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| {
+                self.put_op(item.key, item.value, item.options)
+                    .map_err(|e| KvError::BulkItem {
+                        index,
+                        source: Box::new(e),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if n > 0 {
+            self.store
+                .batch(
+                    &self.id,
+                    Batch {
+                        ops,
+                        preconditions: vec![],
+                    },
+                )
+                .await?;
+        }
+        Ok(n)
+    }
+
+    /// Deletes up to 10,000 keys as one batch.
+    pub async fn bulk_delete(&self, keys: Vec<String>) -> Result<usize> {
+        if keys.len() > limits::MAX_BULK_WRITE {
+            return Err(KvError::BulkTooMany(keys.len()));
+        }
+        for (index, k) in keys.iter().enumerate() {
+            limits::check_key(k).map_err(|e| KvError::BulkItem {
+                index,
+                source: Box::new(e),
+            })?;
+        }
+        let n = keys.len();
+        if n > 0 {
+            let ops = keys.into_iter().map(|key| Op::Delete { key }).collect();
+            self.store
+                .batch(
+                    &self.id,
+                    Batch {
+                        ops,
+                        preconditions: vec![],
+                    },
+                )
+                .await?;
+        }
+        Ok(n)
+    }
+
+    /// Every put, delete and expiry under `prefix` from now on.
+    pub async fn watch(&self, prefix: &str) -> Result<EventStream> {
+        limits::check_key_length(prefix)?;
+        Ok(self.store.watch(&self.id, prefix).await?)
+    }
+}

@@ -1,0 +1,148 @@
+//! The binary's runtime: opens the store, keeps the server's identity, runs the expiry sweeper,
+//! serves HTTP until SIGINT/SIGTERM, then closes the store so queued writes finish.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use couchkv_adapters::{DynStore, MemoryStore, RedbStore, Store, StoreError};
+use tokio::net::TcpListener;
+
+use crate::cli::{ServeArgs, StoreSpec};
+use crate::clock::{Clock, IdSource};
+use crate::http::{app, AppState};
+use crate::kv::Kv;
+
+/// The namespace couchkv keeps its own state in. User namespaces have 32-hex-digit ids, so
+/// this id cannot collide with one.
+pub const SYSTEM_NAMESPACE: &str = "_couchkv_system";
+const UUID_KEY: &str = "server_uuid";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// The system clock, outside the core.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// Random v4 uuids, as 32 lowercase hex digits.
+pub struct UuidIds;
+
+impl IdSource for UuidIds {
+    fn new_id(&self) -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
+}
+
+pub fn open_store(args: &ServeArgs) -> Result<DynStore, ServerError> {
+    Ok(match args.store {
+        StoreSpec::Memory => Arc::new(MemoryStore::new()),
+        StoreSpec::Redb => {
+            std::fs::create_dir_all(&args.data)?;
+            Arc::new(RedbStore::open(args.data.join("couchkv.redb"))?)
+        }
+    })
+}
+
+/// The server's uuid, made once and kept in the store.
+pub async fn server_uuid(store: &dyn Store, ids: &dyn IdSource) -> Result<String, StoreError> {
+    match store
+        .create_namespace(SYSTEM_NAMESPACE, SYSTEM_NAMESPACE)
+        .await
+    {
+        Ok(_) | Err(StoreError::NamespaceIdTaken(_)) => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(rec) = store.get(SYSTEM_NAMESPACE, UUID_KEY).await? {
+        if let Ok(s) = std::str::from_utf8(&rec.value) {
+            return Ok(s.to_owned());
+        }
+    }
+    let uuid = ids.new_id();
+    let batch = couchkv_adapters::Batch::new()
+        .put(UUID_KEY, uuid.clone())
+        .expect(UUID_KEY, couchkv_adapters::Expect::Absent);
+    match store.batch(SYSTEM_NAMESPACE, batch).await {
+        Ok(_) => Ok(uuid),
+        // Another node made it first: use theirs.
+        Err(StoreError::Conflict { .. }) => {
+            let rec = store.get(SYSTEM_NAMESPACE, UUID_KEY).await?;
+            Ok(rec
+                .map(|r| String::from_utf8_lossy(&r.value).into_owned())
+                .unwrap_or(uuid))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Serves until `shutdown` resolves, then closes the store.
+pub async fn run(
+    listener: TcpListener,
+    store: DynStore,
+    sweep_interval: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let kv = Kv::new(store.clone(), Arc::new(SystemClock), Arc::new(UuidIds));
+    let uuid = server_uuid(store.as_ref(), &UuidIds).await?;
+    let sweeper = tokio::spawn(sweep_forever(kv.clone(), sweep_interval));
+    let state = AppState {
+        kv,
+        uuid: uuid.into(),
+    };
+    tracing::info!(addr = %listener.local_addr()?, "couchkv listening");
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    sweeper.abort();
+    tracing::info!("shutting down: closing the store");
+    store.close().await?;
+    Ok(served?)
+}
+
+async fn sweep_forever(kv: Kv, every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_secs(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match kv.sweep(1000).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "swept expired keys"),
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
