@@ -24,6 +24,8 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("the {0} backend is not part of this build yet")]
+    UnavailableStore(String),
 }
 
 /// The system clock, outside the core.
@@ -53,6 +55,9 @@ pub fn open_store(args: &ServeArgs) -> Result<DynStore, ServerError> {
         StoreSpec::Redb => {
             std::fs::create_dir_all(&args.data)?;
             Arc::new(RedbStore::open(args.data.join("couchkv.redb"))?)
+        }
+        StoreSpec::Unavailable(ref scheme) => {
+            return Err(ServerError::UnavailableStore(scheme.clone()))
         }
     })
 }

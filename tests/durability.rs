@@ -136,10 +136,14 @@ async fn acknowledged_writes_survive_sigkill() {
             let keys = batch_keys(round, id);
             let got = store.get_many(NS, &keys).await.unwrap();
             for (j, rec) in got.iter().enumerate() {
-                let rec = rec
-                    .as_ref()
-                    .unwrap_or_else(|| panic!("round {round}: acknowledged batch {id} lost key {j}"));
-                assert_eq!(rec.value, value(id, j).as_bytes(), "round {round} batch {id}");
+                let rec = rec.as_ref().unwrap_or_else(|| {
+                    panic!("round {round}: acknowledged batch {id} lost key {j}")
+                });
+                assert_eq!(
+                    rec.value,
+                    value(id, j).as_bytes(),
+                    "round {round} batch {id}"
+                );
             }
         }
         // Whatever is there at all is whole: count keys per batch.
@@ -155,14 +159,15 @@ async fn acknowledged_writes_survive_sigkill() {
                 *per_batch.entry(batch).or_default() += 1;
             }
             match page.entries.last() {
-                Some(last) if page.more => {
-                    opts.start = std::ops::Bound::Excluded(last.key.clone())
-                }
+                Some(last) if page.more => opts.start = std::ops::Bound::Excluded(last.key.clone()),
                 _ => break,
             }
         }
         for (batch, n) in &per_batch {
-            assert_eq!(*n, KEYS_PER_BATCH, "round {round}: batch {batch} is half-written");
+            assert_eq!(
+                *n, KEYS_PER_BATCH,
+                "round {round}: batch {batch} is half-written"
+            );
         }
         assert!(per_batch.len() >= acked.len());
         eprintln!(

@@ -90,7 +90,11 @@ async fn key_limits() {
         // 512 bytes of UTF-8 fit; 513 do not, counted in bytes, not characters.
         let at_limit = "é".repeat(256);
         ns.put(&at_limit, v(), PutOptions::default()).await.unwrap();
-        assert!(ns.get(&at_limit, &GetOptions::default()).await.unwrap().is_some());
+        assert!(ns
+            .get(&at_limit, &GetOptions::default())
+            .await
+            .unwrap()
+            .is_some());
         let over = format!("{at_limit}x");
         assert_err(
             ns.put(&over, v(), PutOptions::default()).await,
@@ -125,17 +129,30 @@ async fn value_and_metadata_limits() {
         let max = Bytes::from(vec![7u8; 26_214_400]);
         ns.put("big", max, PutOptions::default()).await.unwrap();
         assert_eq!(
-            ns.get("big", &GetOptions::default()).await.unwrap().unwrap().value.len(),
+            ns.get("big", &GetOptions::default())
+                .await
+                .unwrap()
+                .unwrap()
+                .value
+                .len(),
             26_214_400
         );
         assert_err(
-            ns.put("bigger", Bytes::from(vec![7u8; 26_214_401]), PutOptions::default())
-                .await,
+            ns.put(
+                "bigger",
+                Bytes::from(vec![7u8; 26_214_401]),
+                PutOptions::default(),
+            )
+            .await,
             KvError::ValueTooLarge(26_214_401),
             413,
             "Value length of 26214401 exceeds limit of 26214400.",
         );
-        assert!(ns.get("bigger", &GetOptions::default()).await.unwrap().is_none());
+        assert!(ns
+            .get("bigger", &GetOptions::default())
+            .await
+            .unwrap()
+            .is_none());
 
         let fits = format!("\"{}\"", "m".repeat(1022));
         ns.put("m", Bytes::new(), put_opts(None, None, Some(&fits)))
@@ -157,7 +174,11 @@ async fn value_and_metadata_limits() {
             .unwrap_err();
         assert!(matches!(e, KvError::MetadataNotJson(_)));
         assert_eq!(e.status(), 400);
-        assert!(ns.get("m3", &GetOptions::default()).await.unwrap().is_none());
+        assert!(ns
+            .get("m3", &GetOptions::default())
+            .await
+            .unwrap()
+            .is_none());
     })
     .await;
 }
@@ -216,13 +237,24 @@ async fn cache_ttl_limit() {
     on_both(|f| async move {
         let ns = &f.ns;
         assert_err(
-            ns.get("k", &GetOptions { cache_ttl: Some(29) }).await,
+            ns.get(
+                "k",
+                &GetOptions {
+                    cache_ttl: Some(29),
+                },
+            )
+            .await,
             KvError::CacheTtlTooSmall(29),
             400,
             "Invalid cache_ttl of 29. Cache TTL must be at least 30.",
         );
         assert!(ns
-            .get("k", &GetOptions { cache_ttl: Some(30) })
+            .get(
+                "k",
+                &GetOptions {
+                    cache_ttl: Some(30)
+                }
+            )
             .await
             .unwrap()
             .is_none());
@@ -286,7 +318,9 @@ async fn list_limits_and_cursors() {
             })
             .collect();
         ns.bulk_put(items).await.unwrap();
-        ns.put("q", Bytes::new(), PutOptions::default()).await.unwrap();
+        ns.put("q", Bytes::new(), PutOptions::default())
+            .await
+            .unwrap();
         let first = list(None, None).await.unwrap();
         assert_eq!(first.keys.len(), 1000);
         assert!(!first.list_complete);
@@ -306,7 +340,9 @@ async fn list_limits_and_cursors() {
             let page = list(Some(7), cursor.as_deref()).await.unwrap();
             seen.extend(page.keys.iter().map(|k| k.name.clone()));
             if seen.len() == 14 {
-                ns.put("p/0500a", Bytes::new(), PutOptions::default()).await.unwrap();
+                ns.put("p/0500a", Bytes::new(), PutOptions::default())
+                    .await
+                    .unwrap();
             }
             if page.list_complete {
                 break;
@@ -333,17 +369,30 @@ async fn expired_keys_are_never_returned() {
         ns.put("long", "b".into(), put_opts(None, Some(3600), None))
             .await
             .unwrap();
-        ns.put("forever", "c".into(), PutOptions::default()).await.unwrap();
-        let names = |r: couchkv::kv::ListResult| {
-            r.keys.into_iter().map(|k| k.name).collect::<Vec<_>>()
-        };
+        ns.put("forever", "c".into(), PutOptions::default())
+            .await
+            .unwrap();
+        let names =
+            |r: couchkv::kv::ListResult| r.keys.into_iter().map(|k| k.name).collect::<Vec<_>>();
         f.clock.advance_secs(59);
-        assert!(ns.get("short", &GetOptions::default()).await.unwrap().is_some());
+        assert!(ns
+            .get("short", &GetOptions::default())
+            .await
+            .unwrap()
+            .is_some());
         f.clock.advance_secs(1);
         // At its expiration second the key is gone: from get, bulk get and list.
-        assert!(ns.get("short", &GetOptions::default()).await.unwrap().is_none());
+        assert!(ns
+            .get("short", &GetOptions::default())
+            .await
+            .unwrap()
+            .is_none());
         let bulk = ns
-            .bulk_get(&["short".into(), "long".into()], BulkGetType::Text, &GetOptions::default())
+            .bulk_get(
+                &["short".into(), "long".into()],
+                BulkGetType::Text,
+                &GetOptions::default(),
+            )
             .await
             .unwrap();
         assert_eq!(bulk[0], ("short".into(), None));
@@ -387,9 +436,13 @@ async fn bulk_get_limits() {
         ns.put("text", "plain words".into(), PutOptions::default())
             .await
             .unwrap();
-        ns.put("doc", r#"{"a":[1,2]}"#.into(), put_opts(None, None, Some(r#"{"m":true}"#)))
-            .await
-            .unwrap();
+        ns.put(
+            "doc",
+            r#"{"a":[1,2]}"#.into(),
+            put_opts(None, None, Some(r#"{"m":true}"#)),
+        )
+        .await
+        .unwrap();
         let opts = GetOptions::default();
         assert_err(
             ns.bulk_get(&[], BulkGetType::Text, &opts).await,
@@ -404,7 +457,9 @@ async fn bulk_get_limits() {
             400,
             "You can request a maximum of 100 keys",
         );
-        ns.bulk_get(&many[..100], BulkGetType::Text, &opts).await.unwrap();
+        ns.bulk_get(&many[..100], BulkGetType::Text, &opts)
+            .await
+            .unwrap();
         assert_err(
             BulkGetType::parse("arrayBuffer"),
             KvError::BulkGetBadType("arrayBuffer".into()),
@@ -412,7 +467,8 @@ async fn bulk_get_limits() {
             "\"arrayBuffer\" is not a valid type. Use \"json\" or \"text\"",
         );
         assert_err(
-            ns.bulk_get(&["text".into()], BulkGetType::Json, &opts).await,
+            ns.bulk_get(&["text".into()], BulkGetType::Json, &opts)
+                .await,
             KvError::BulkGetNotJson,
             400,
             "At least one of the requested keys corresponds to a non-json value",
@@ -438,7 +494,9 @@ async fn bulk_get_limits() {
         );
         // Over 25 MB in all.
         let chunk = Bytes::from(vec![b'x'; 13 * 1024 * 1024]);
-        ns.put("big1", chunk.clone(), PutOptions::default()).await.unwrap();
+        ns.put("big1", chunk.clone(), PutOptions::default())
+            .await
+            .unwrap();
         ns.put("big2", chunk, PutOptions::default()).await.unwrap();
         assert_err(
             ns.bulk_get(&["big1".into(), "big2".into()], BulkGetType::Text, &opts)
@@ -475,7 +533,12 @@ async fn bulk_writes_are_whole() {
             }
         );
         assert_eq!(e.status(), 400);
-        assert!(ns.list(&ListOptions::default()).await.unwrap().keys.is_empty());
+        assert!(ns
+            .list(&ListOptions::default())
+            .await
+            .unwrap()
+            .keys
+            .is_empty());
 
         let items: Vec<BulkPutItem> = (0..10_000).map(|i| item(&format!("k{i:05}"))).collect();
         assert_eq!(ns.bulk_put(items).await.unwrap(), 10_000);
@@ -497,9 +560,21 @@ async fn bulk_writes_are_whole() {
             ns.bulk_delete(with_bad).await,
             Err(KvError::BulkItem { index: 10, .. })
         ));
-        assert!(ns.get("k00000", &GetOptions::default()).await.unwrap().is_some());
-        assert_eq!(ns.bulk_delete(keys[..10_000].to_vec()).await.unwrap(), 10_000);
-        assert!(ns.list(&ListOptions::default()).await.unwrap().keys.is_empty());
+        assert!(ns
+            .get("k00000", &GetOptions::default())
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            ns.bulk_delete(keys[..10_000].to_vec()).await.unwrap(),
+            10_000
+        );
+        assert!(ns
+            .list(&ListOptions::default())
+            .await
+            .unwrap()
+            .keys
+            .is_empty());
     })
     .await;
 }
@@ -508,7 +583,12 @@ async fn bulk_writes_are_whole() {
 async fn namespaces() {
     on_both(|f| async move {
         let kv = &f.kv;
-        assert_err(kv.create_namespace("").await, KvError::EmptyTitle, 400, "Namespace titles must not be empty");
+        assert_err(
+            kv.create_namespace("").await,
+            KvError::EmptyTitle,
+            400,
+            "Namespace titles must not be empty",
+        );
         let e = kv.create_namespace("test").await.unwrap_err();
         assert_eq!((e.status(), e.code()), (400, 10014));
         let other = kv.create_namespace("other").await.unwrap();
@@ -517,7 +597,10 @@ async fn namespaces() {
         assert_eq!(kv.get_namespace(&other.id).await.unwrap().title, "renamed");
         kv.delete_namespace(&other.id).await.unwrap();
         let e = kv.get_namespace(&other.id).await.unwrap_err();
-        assert_eq!((e.clone(), e.status(), e.code()), (KvError::NamespaceNotFound, 404, 10013));
+        assert_eq!(
+            (e.clone(), e.status(), e.code()),
+            (KvError::NamespaceNotFound, 404, 10013)
+        );
         let gone = kv.namespace(&other.id);
         assert_eq!(
             gone.get("k", &GetOptions::default()).await,

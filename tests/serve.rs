@@ -1,0 +1,200 @@
+//! `couchkv serve` as users run it: the real binary on 127.0.0.1:0, flags and `COUCHKV_*`
+//! variables, the welcome document, a uuid kept across restarts, graceful shutdown on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use clap::Parser;
+use couchkv::cli::{Cli, Command as Sub, StoreSpec};
+
+struct Server {
+    child: Child,
+    base: String,
+    logs: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(args: &[&str], envs: &[(&str, &Path)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_couchkv"));
+        cmd.arg("serve")
+            .args(args)
+            .env_remove("COUCHKV_ADDR")
+            .env_remove("COUCHKV_DATA")
+            .env_remove("COUCHKV_STORE")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, logs) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        loop {
+            let line = logs
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the server logs its address");
+            if let Some(addr) = line.split("addr=").nth(1) {
+                let addr = addr.split_whitespace().next().unwrap();
+                return Server {
+                    child,
+                    base: format!("http://{addr}"),
+                    logs,
+                };
+            }
+        }
+    }
+
+    async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let resp = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap())
+    }
+
+    /// SIGTERM, then the exit status and the rest of the log.
+    fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        let status = self.child.wait().unwrap();
+        let rest = self.logs.iter().collect();
+        (status, rest)
+    }
+}
+
+#[test]
+fn defaults_follow_the_cli_contract() {
+    let cli = Cli::try_parse_from(["couchkv", "serve"]).unwrap();
+    let Sub::Serve(args) = cli.command;
+    assert_eq!(args.addr.to_string(), "127.0.0.1:5984");
+    assert_eq!(args.data, Path::new("./couchkv-data"));
+    assert_eq!(args.store, StoreSpec::Redb);
+    let err = Cli::try_parse_from(["couchkv", "serve", "--store", "mongodb"]).unwrap_err();
+    assert!(err.to_string().contains("unknown store"), "{err}");
+}
+
+#[tokio::test]
+async fn welcome_up_and_uuid_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_str().unwrap();
+    let server = Server::start(&["--addr", "127.0.0.1:0", "--data", data_s], &[]);
+    let (status, welcome) = server.get_json("/").await;
+    assert_eq!(status, 200);
+    assert_eq!(welcome["couchdb"], "Welcome");
+    assert_eq!(welcome["vendor"]["name"], "couchkv");
+    assert!(welcome["version"].is_string());
+    let uuid = welcome["uuid"].as_str().unwrap().to_owned();
+    assert_eq!(uuid.len(), 32);
+    let (status, up) = server.get_json("/_up").await;
+    assert_eq!((status, up["status"].as_str()), (200, Some("ok")));
+    let (status, missing) = server.get_json("/_no_such_route").await;
+    assert_eq!(
+        (status, missing["error"].as_str()),
+        (404, Some("not_found"))
+    );
+
+    let (exit, logs) = server.stop();
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+    assert!(
+        logs.iter().any(|l| l.contains("closing the store")),
+        "{logs:?}"
+    );
+    assert!(data.join("couchkv.redb").exists());
+
+    let server = Server::start(&["--addr", "127.0.0.1:0", "--data", data_s], &[]);
+    let (_, again) = server.get_json("/").await;
+    assert_eq!(again["uuid"], uuid.as_str(), "the uuid survives a restart");
+    server.stop();
+}
+
+#[tokio::test]
+async fn environment_variables_configure_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("env-data");
+    // COUCHKV_ADDR and COUCHKV_DATA, with the default store: the file appears there.
+    let server = Server::start(
+        &[],
+        &[
+            ("COUCHKV_ADDR", Path::new("127.0.0.1:0")),
+            ("COUCHKV_DATA", &data),
+        ],
+    );
+    let (status, _) = server.get_json("/").await;
+    assert_eq!(status, 200);
+    server.stop();
+    assert!(data.join("couchkv.redb").exists());
+
+    // COUCHKV_STORE=memory writes nothing to disk, and forgets its uuid.
+    let mem_data = dir.path().join("memory-data");
+    let start = || {
+        Server::start(
+            &[],
+            &[
+                ("COUCHKV_ADDR", Path::new("127.0.0.1:0")),
+                ("COUCHKV_DATA", &mem_data),
+                ("COUCHKV_STORE", Path::new("memory")),
+            ],
+        )
+    };
+    let server = start();
+    let (_, first) = server.get_json("/").await;
+    server.stop();
+    let server = start();
+    let (_, second) = server.get_json("/").await;
+    server.stop();
+    assert_ne!(first["uuid"], second["uuid"]);
+    assert!(!mem_data.exists());
+}
+
+#[tokio::test]
+async fn store_flag_and_bad_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("flag-data");
+    let server = Server::start(
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--store",
+            "memory",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let (status, _) = server.get_json("/").await;
+    assert_eq!(status, 200);
+    server.stop();
+    assert!(!data.exists());
+
+    let out = Command::new(env!("CARGO_BIN_EXE_couchkv"))
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--store",
+            "postgres://u:secret@h/db",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("postgres backend is not part of this build"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("secret"),
+        "no secret in the error: {stderr}"
+    );
+}
