@@ -171,7 +171,10 @@ impl Store for MemoryStore {
             Box::new(range)
         };
         let limit = opts.limit.max(1);
-        let mut page = ListPage::default();
+        let mut page = ListPage {
+            entries: Vec::with_capacity(limit.min(1024)),
+            more: false,
+        };
         for (key, rec) in iter {
             if page.entries.len() == limit {
                 page.more = true;

@@ -7,14 +7,18 @@
 //! before it writes anything, so a batch that fails leaves nothing behind in the shared
 //! transaction. Readers likewise answer every queued read from one read transaction.
 //!
-//! Layout: table `data` maps `namespace id ‖ 0x00 ‖ key` (ids hold no NUL) to an encoded
-//! [`Record`]; `namespaces` maps id to title; `meta` holds the last committed version.
+//! Layout: table `data` maps `namespace number ‖ key` to an encoded [`Record`], where the number
+//! is a 4-byte big-endian counter given to each namespace when it is made (never reused, so a
+//! namespace made again under an old id cannot see stale keys); `namespaces` maps id to
+//! `number ‖ title`; `meta` holds the last committed version and the next namespace number.
+//! The id → number map is also kept in memory, so reads need no namespace lookup.
 
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
 
 use bytes::Bytes;
@@ -32,12 +36,17 @@ use crate::{
 };
 
 const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
-const SPACES: TableDefinition<&str, &str> = TableDefinition::new("namespaces");
+const SPACES: TableDefinition<&str, &[u8]> = TableDefinition::new("namespaces");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const VERSION_KEY: &str = "version";
+const NEXT_SPACE_KEY: &str = "next_namespace";
 
-/// Threads answering reads; two match the cores this is sized for.
-const READERS: usize = 2;
+/// Threads answering reads. One: on the two cores this is sized for, the async runtime and the
+/// writer need the rest, and a second reader mostly contends for the queue.
+const READERS: usize = 1;
+/// How long an idle reader polls its queue before it sleeps: a read that arrives meanwhile
+/// skips the wake-up of a sleeping thread, which costs more than the read itself.
+const READER_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 /// The most jobs one transaction takes from the queue.
 const GROUP: usize = 256;
 
@@ -49,12 +58,19 @@ type WriteJob = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Finish) + Send>;
 
 struct WriteCtx<'t> {
     data: Table<'t, &'static [u8], &'static [u8]>,
-    spaces: Table<'t, &'static str, &'static str>,
+    spaces: Table<'t, &'static str, &'static [u8]>,
     version: u64,
+    next_space: u32,
     events: Vec<(String, Vec<Event>)>,
+    /// Namespace ids made (with their number) or removed (`None`), applied to the in-memory
+    /// map right after the commit, in commit order.
+    space_changes: Vec<(String, Option<u32>)>,
 }
 
+type SpaceMap = Arc<RwLock<HashMap<String, u32>>>;
+
 pub struct RedbStore {
+    spaces: SpaceMap,
     writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
     readers: Mutex<Option<mpsc::Sender<ReadJob>>>,
     hub: Arc<WatchHub>,
@@ -71,18 +87,31 @@ impl RedbStore {
     /// Opens (or creates) the database file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let db = Database::create(path.as_ref()).map_err(backend)?;
-        let version = {
+        let mut map = HashMap::new();
+        let (version, next_space) = {
             let txn = db.begin_write().map_err(backend)?;
-            let version = {
+            let counters = {
                 txn.open_table(DATA).map_err(backend)?;
-                txn.open_table(SPACES).map_err(backend)?;
+                let spaces = txn.open_table(SPACES).map_err(backend)?;
+                for row in spaces.iter().map_err(backend)? {
+                    let (id, v) = row.map_err(backend)?;
+                    let (num, _) = split_space(v.value())?;
+                    map.insert(id.value().to_owned(), num);
+                }
                 let meta = txn.open_table(META).map_err(backend)?;
-                let v = meta.get(VERSION_KEY).map_err(backend)?;
-                v.map(|g| g.value()).unwrap_or(0)
+                let get = |k| -> Result<u64> {
+                    Ok(meta
+                        .get(k)
+                        .map_err(backend)?
+                        .map(|g| g.value())
+                        .unwrap_or(0))
+                };
+                (get(VERSION_KEY)?, get(NEXT_SPACE_KEY)? as u32)
             };
             txn.commit().map_err(backend)?;
-            version
+            counters
         };
+        let spaces: SpaceMap = Arc::new(RwLock::new(map));
         let db = Arc::new(db);
         let hub = Arc::new(WatchHub::default());
         let mut done = Vec::new();
@@ -90,11 +119,11 @@ impl RedbStore {
         let (wtx, wrx) = mpsc::channel::<WriteJob>();
         let (dtx, drx) = oneshot::channel();
         done.push(drx);
-        let (wdb, whub) = (db.clone(), hub.clone());
+        let (wdb, whub, wspaces) = (db.clone(), hub.clone(), spaces.clone());
         thread::Builder::new()
             .name("couchkv-redb-writer".into())
             .spawn(move || {
-                writer_loop(&wdb, &whub, wrx, version);
+                writer_loop(&wdb, &whub, &wspaces, wrx, (version, next_space));
                 // The file lock goes with the last handle: release it before saying "done".
                 drop(wdb);
                 drop(dtx);
@@ -117,12 +146,22 @@ impl RedbStore {
                 .map_err(backend)?;
         }
         Ok(Self {
+            spaces,
             writer: Mutex::new(Some(wtx)),
             readers: Mutex::new(Some(rtx)),
             hub,
             closed: AtomicBool::new(false),
             done: Mutex::new(done),
         })
+    }
+
+    /// The namespace's number, from memory.
+    fn space(&self, ns: &str) -> Result<u32> {
+        self.check_open()?;
+        let map = self.spaces.read().unwrap_or_else(|p| p.into_inner());
+        map.get(ns)
+            .copied()
+            .ok_or_else(|| StoreError::NamespaceNotFound(ns.to_owned()))
     }
 
     fn check_open(&self) -> Result<()> {
@@ -175,7 +214,13 @@ impl RedbStore {
     }
 }
 
-fn writer_loop(db: &Database, hub: &WatchHub, rx: mpsc::Receiver<WriteJob>, mut version: u64) {
+fn writer_loop(
+    db: &Database,
+    hub: &WatchHub,
+    spaces: &RwLock<HashMap<String, u32>>,
+    rx: mpsc::Receiver<WriteJob>,
+    mut counters: (u64, u32),
+) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < GROUP {
@@ -184,15 +229,24 @@ fn writer_loop(db: &Database, hub: &WatchHub, rx: mpsc::Receiver<WriteJob>, mut 
                 Err(_) => break,
             }
         }
-        match run_group(db, jobs, version) {
-            Ok((v, events, finishers)) => {
-                version = v;
+        match run_group(db, jobs, counters) {
+            Ok(done) => {
+                counters = done.counters;
+                if !done.space_changes.is_empty() {
+                    let mut map = spaces.write().unwrap_or_else(|p| p.into_inner());
+                    for (id, num) in done.space_changes {
+                        match num {
+                            Some(n) => map.insert(id, n),
+                            None => map.remove(&id),
+                        };
+                    }
+                }
                 // After the commit and before any writer hears back: watchers see every
                 // acknowledged write, in commit order.
-                for (ns, evs) in events {
+                for (ns, evs) in done.events {
                     hub.publish(&ns, evs);
                 }
-                for f in finishers {
+                for f in done.finishers {
                     f(Ok(()));
                 }
             }
@@ -205,24 +259,36 @@ fn writer_loop(db: &Database, hub: &WatchHub, rx: mpsc::Receiver<WriteJob>, mut 
     }
 }
 
-type GroupOk = (u64, Vec<(String, Vec<Event>)>, Vec<Finish>);
+struct GroupOk {
+    counters: (u64, u32),
+    events: Vec<(String, Vec<Event>)>,
+    space_changes: Vec<(String, Option<u32>)>,
+    finishers: Vec<Finish>,
+}
 
 fn run_group(
     db: &Database,
     jobs: Vec<WriteJob>,
-    version: u64,
+    (version, next_space): (u64, u32),
 ) -> std::result::Result<GroupOk, (StoreError, Vec<Finish>)> {
     let mut finishers = Vec::with_capacity(jobs.len());
     let txn: WriteTransaction = match db.begin_write() {
         Ok(t) => t,
         Err(e) => return Err((backend(e), finishers)),
     };
-    let staged = (|| -> Result<(u64, Vec<(String, Vec<Event>)>)> {
+    type Staged = (
+        (u64, u32),
+        Vec<(String, Vec<Event>)>,
+        Vec<(String, Option<u32>)>,
+    );
+    let staged = (|| -> Result<Staged> {
         let mut ctx = WriteCtx {
             data: txn.open_table(DATA).map_err(backend)?,
             spaces: txn.open_table(SPACES).map_err(backend)?,
             version,
+            next_space,
             events: Vec::new(),
+            space_changes: Vec::new(),
         };
         let mut fatal = false;
         for job in jobs {
@@ -239,15 +305,22 @@ fn run_group(
                 "a batch failed; transaction aborted".into(),
             ));
         }
-        if ctx.version != version {
+        if ctx.version != version || ctx.next_space != next_space {
             let mut meta = txn.open_table(META).map_err(backend)?;
             meta.insert(VERSION_KEY, ctx.version).map_err(backend)?;
+            meta.insert(NEXT_SPACE_KEY, u64::from(ctx.next_space))
+                .map_err(backend)?;
         }
-        Ok((ctx.version, ctx.events))
+        Ok(((ctx.version, ctx.next_space), ctx.events, ctx.space_changes))
     })();
     match staged {
-        Ok((v, events)) => match txn.commit() {
-            Ok(()) => Ok((v, events, finishers)),
+        Ok((counters, events, space_changes)) => match txn.commit() {
+            Ok(()) => Ok(GroupOk {
+                counters,
+                events,
+                space_changes,
+                finishers,
+            }),
             Err(e) => Err((backend(e), finishers)),
         },
         Err(e) => {
@@ -261,7 +334,7 @@ fn reader_loop(db: &Database, rx: &Mutex<mpsc::Receiver<ReadJob>>) {
     loop {
         let jobs = {
             let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
-            let Ok(first) = rx.recv() else { return };
+            let Some(first) = next_job(&rx) else { return };
             let mut jobs = vec![first];
             while jobs.len() < GROUP {
                 match rx.try_recv() {
@@ -280,35 +353,67 @@ fn reader_loop(db: &Database, rx: &Mutex<mpsc::Receiver<ReadJob>>) {
     }
 }
 
-fn data_key(ns: &str, key: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(ns.len() + 1 + key.len());
-    k.extend_from_slice(ns.as_bytes());
-    k.push(0);
+/// The next job: polls for [`READER_SPIN`] before blocking. `None` once the store closed.
+fn next_job(rx: &mpsc::Receiver<ReadJob>) -> Option<ReadJob> {
+    let start = std::time::Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(job) => return Some(job),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if start.elapsed() < READER_SPIN => {
+                std::hint::spin_loop();
+            }
+            Err(mpsc::TryRecvError::Empty) => return rx.recv().ok(),
+        }
+    }
+}
+
+fn data_key(space: u32, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(4 + key.len());
+    k.extend_from_slice(&space.to_be_bytes());
     k.extend_from_slice(key.as_bytes());
     k
 }
 
+/// The first key past the namespace's keys.
+fn space_end(space: u32) -> Bound<Vec<u8>> {
+    match space.checked_add(1) {
+        Some(next) => Bound::Excluded(next.to_be_bytes().to_vec()),
+        None => Bound::Unbounded,
+    }
+}
+
+/// `number ‖ title` as stored in `namespaces`.
+fn split_space(raw: &[u8]) -> Result<(u32, &str)> {
+    let corrupt = || StoreError::Corrupt("bad namespace entry".into());
+    let (num, title) = raw.split_first_chunk::<4>().ok_or_else(corrupt)?;
+    let title = std::str::from_utf8(title).map_err(|_| corrupt())?;
+    Ok((u32::from_be_bytes(*num), title))
+}
+
+fn space_entry(num: u32, title: &str) -> Vec<u8> {
+    let mut v = num.to_be_bytes().to_vec();
+    v.extend_from_slice(title.as_bytes());
+    v
+}
+
 /// Byte bounds in `data` for the namespace's part of the options' range.
-fn data_bounds(ns: &str, opts: &ListOptions) -> Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
+fn data_bounds(space: u32, opts: &ListOptions) -> Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
     let (lo, hi) = key_bounds(&opts.prefix, &opts.start, &opts.end)?;
     let with_ns = |k: Vec<u8>| {
-        let mut out = data_key(ns, "");
+        let mut out = space.to_be_bytes().to_vec();
         out.extend_from_slice(&k);
         out
     };
     let lo = match lo {
         Bound::Included(k) => Bound::Included(with_ns(k)),
         Bound::Excluded(k) => Bound::Excluded(with_ns(k)),
-        Bound::Unbounded => Bound::Included(data_key(ns, "")),
+        Bound::Unbounded => Bound::Included(space.to_be_bytes().to_vec()),
     };
     let hi = match hi {
         Bound::Included(k) => Bound::Included(with_ns(k)),
         Bound::Excluded(k) => Bound::Excluded(with_ns(k)),
-        Bound::Unbounded => {
-            let mut end = ns.as_bytes().to_vec();
-            end.push(1);
-            Bound::Excluded(end)
-        }
+        Bound::Unbounded => space_end(space),
     };
     Some((lo, hi))
 }
@@ -386,22 +491,21 @@ fn to_record(raw: &[u8]) -> Result<Record> {
     })
 }
 
-fn require_space(txn: &ReadTransaction, ns: &str) -> Result<()> {
-    let spaces = txn.open_table(SPACES).map_err(backend)?;
-    match spaces.get(ns).map_err(backend)? {
-        Some(_) => Ok(()),
-        None => Err(StoreError::NamespaceNotFound(ns.to_owned())),
+/// The namespace's number and title, read inside the write transaction.
+fn space_in_txn(ctx: &WriteCtx<'_>, ns: &str) -> Result<Option<(u32, String)>> {
+    match ctx.spaces.get(ns).map_err(backend)? {
+        Some(raw) => {
+            let (num, title) = split_space(raw.value())?;
+            Ok(Some((num, title.to_owned())))
+        }
+        None => Ok(None),
     }
 }
 
-fn title_taken(
-    spaces: &Table<'_, &'static str, &'static str>,
-    title: &str,
-    except: &str,
-) -> Result<bool> {
-    for row in spaces.iter().map_err(backend)? {
-        let (id, t) = row.map_err(backend)?;
-        if t.value() == title && id.value() != except {
+fn title_taken(ctx: &WriteCtx<'_>, title: &str, except: &str) -> Result<bool> {
+    for row in ctx.spaces.iter().map_err(backend)? {
+        let (id, raw) = row.map_err(backend)?;
+        if split_space(raw.value())?.1 == title && id.value() != except {
             return Ok(true);
         }
     }
@@ -409,14 +513,14 @@ fn title_taken(
 }
 
 fn apply_batch(ctx: &mut WriteCtx<'_>, ns: &str, batch: Batch) -> Result<u64> {
-    if ctx.spaces.get(ns).map_err(backend)?.is_none() {
+    let Some((space, _)) = space_in_txn(ctx, ns)? else {
         return Err(StoreError::NamespaceNotFound(ns.to_owned()));
-    }
+    };
     // Every check before the first write: a failed batch leaves the shared transaction as it was.
     for pre in &batch.preconditions {
         let current = match ctx
             .data
-            .get(data_key(ns, &pre.key).as_slice())
+            .get(data_key(space, &pre.key).as_slice())
             .map_err(backend)?
         {
             Some(raw) => Some(decode(raw.value())?.version),
@@ -435,7 +539,7 @@ fn apply_batch(ctx: &mut WriteCtx<'_>, ns: &str, batch: Batch) -> Result<u64> {
     let version = ctx.version + 1;
     let mut events = Vec::with_capacity(batch.ops.len());
     for op in batch.ops {
-        let k = data_key(ns, op.key());
+        let k = data_key(space, op.key());
         match op {
             Op::Put {
                 key,
@@ -496,18 +600,20 @@ impl Store for RedbStore {
     async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
         let (id, title) = (id.to_owned(), title.to_owned());
         self.write(move |ctx| {
-            if id.as_bytes().contains(&0) {
-                return Err(StoreError::Backend("namespace ids may not hold NUL".into()));
-            }
-            if ctx.spaces.get(id.as_str()).map_err(backend)?.is_some() {
+            if space_in_txn(ctx, &id)?.is_some() {
                 return Err(StoreError::NamespaceIdTaken(id));
             }
-            if title_taken(&ctx.spaces, &title, "")? {
+            if title_taken(ctx, &title, "")? {
                 return Err(StoreError::NamespaceExists(title));
             }
+            let num = ctx.next_space;
+            ctx.next_space = num
+                .checked_add(1)
+                .ok_or_else(|| StoreError::Backend("namespace numbers exhausted".into()))?;
             ctx.spaces
-                .insert(id.as_str(), title.as_str())
+                .insert(id.as_str(), space_entry(num, &title).as_slice())
                 .map_err(backend)?;
+            ctx.space_changes.push((id.clone(), Some(num)));
             Ok(Namespace { id, title })
         })
         .await
@@ -518,10 +624,10 @@ impl Store for RedbStore {
             let spaces = txn.open_table(SPACES).map_err(backend)?;
             let mut out = Vec::new();
             for row in spaces.iter().map_err(backend)? {
-                let (id, title) = row.map_err(backend)?;
+                let (id, raw) = row.map_err(backend)?;
                 out.push(Namespace {
                     id: id.value().to_owned(),
-                    title: title.value().to_owned(),
+                    title: split_space(raw.value())?.1.to_owned(),
                 });
             }
             Ok(out)
@@ -533,10 +639,13 @@ impl Store for RedbStore {
         let id = id.to_owned();
         self.read(move |txn| {
             let spaces = txn.open_table(SPACES).map_err(backend)?;
-            let title = spaces.get(id.as_str()).map_err(backend)?;
-            Ok(title.map(|t| Namespace {
-                title: t.value().to_owned(),
+            let Some(raw) = spaces.get(id.as_str()).map_err(backend)? else {
+                return Ok(None);
+            };
+            let title = split_space(raw.value())?.1.to_owned();
+            Ok(Some(Namespace {
                 id: id.clone(),
+                title,
             }))
         })
         .await
@@ -545,14 +654,14 @@ impl Store for RedbStore {
     async fn rename_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
         let (id, title) = (id.to_owned(), title.to_owned());
         self.write(move |ctx| {
-            if ctx.spaces.get(id.as_str()).map_err(backend)?.is_none() {
+            let Some((num, _)) = space_in_txn(ctx, &id)? else {
                 return Err(StoreError::NamespaceNotFound(id));
-            }
-            if title_taken(&ctx.spaces, &title, &id)? {
+            };
+            if title_taken(ctx, &title, &id)? {
                 return Err(StoreError::NamespaceExists(title));
             }
             ctx.spaces
-                .insert(id.as_str(), title.as_str())
+                .insert(id.as_str(), space_entry(num, &title).as_slice())
                 .map_err(backend)?;
             Ok(Namespace { id, title })
         })
@@ -563,15 +672,16 @@ impl Store for RedbStore {
         let owned = id.to_owned();
         self.write(move |ctx| {
             let id = owned;
-            if ctx.spaces.remove(id.as_str()).map_err(backend)?.is_none() {
+            let Some((num, _)) = space_in_txn(ctx, &id)? else {
                 return Err(StoreError::NamespaceNotFound(id));
-            }
-            let lo = data_key(&id, "");
-            let mut hi = id.as_bytes().to_vec();
-            hi.push(1);
+            };
+            ctx.spaces.remove(id.as_str()).map_err(backend)?;
+            let lo = Bound::Included(num.to_be_bytes().to_vec());
+            let hi = space_end(num);
             ctx.data
-                .retain_in::<&[u8], _>(lo.as_slice()..hi.as_slice(), |_, _| false)
+                .retain_in::<&[u8], _>((as_slice(&lo), as_slice(&hi)), |_, _| false)
                 .map_err(backend)?;
+            ctx.space_changes.push((id, None));
             Ok(())
         })
         .await?;
@@ -580,9 +690,8 @@ impl Store for RedbStore {
     }
 
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>> {
-        let (ns, k) = (ns.to_owned(), data_key(ns, key));
+        let k = data_key(self.space(ns)?, key);
         self.read(move |txn| {
-            require_space(txn, &ns)?;
             let data = txn.open_table(DATA).map_err(backend)?;
             let raw = data.get(k.as_slice()).map_err(backend)?;
             raw.map(|r| to_record(r.value())).transpose()
@@ -591,10 +700,9 @@ impl Store for RedbStore {
     }
 
     async fn get_many(&self, ns: &str, keys: &[String]) -> Result<Vec<Option<Record>>> {
-        let ns = ns.to_owned();
-        let keys: Vec<Vec<u8>> = keys.iter().map(|k| data_key(&ns, k)).collect();
+        let space = self.space(ns)?;
+        let keys: Vec<Vec<u8>> = keys.iter().map(|k| data_key(space, k)).collect();
         self.read(move |txn| {
-            require_space(txn, &ns)?;
             let data = txn.open_table(DATA).map_err(backend)?;
             keys.iter()
                 .map(|k| {
@@ -607,43 +715,52 @@ impl Store for RedbStore {
     }
 
     async fn list(&self, ns: &str, opts: &ListOptions) -> Result<ListPage> {
-        let ns = ns.to_owned();
-        let opts = opts.clone();
+        let space = self.space(ns)?;
+        let Some((lo, hi)) = data_bounds(space, opts) else {
+            return Ok(ListPage::default());
+        };
+        let (reverse, values, limit) = (opts.reverse, opts.values, opts.limit.max(1));
         self.read(move |txn| {
-            require_space(txn, &ns)?;
-            let Some((lo, hi)) = data_bounds(&ns, &opts) else {
-                return Ok(ListPage::default());
-            };
             let data = txn.open_table(DATA).map_err(backend)?;
             let range = data
                 .range::<&[u8]>((as_slice(&lo), as_slice(&hi)))
                 .map_err(backend)?;
-            let iter: Box<dyn Iterator<Item = _>> = if opts.reverse {
-                Box::new(range.rev())
-            } else {
-                Box::new(range)
+            let mut page = ListPage {
+                entries: Vec::with_capacity(limit.min(1024)),
+                more: false,
             };
-            let skip = ns.len() + 1;
-            let limit = opts.limit.max(1);
-            let mut page = ListPage::default();
-            for row in iter {
+            let mut push = |row: std::result::Result<_, redb::StorageError>| -> Result<bool> {
                 if page.entries.len() == limit {
                     page.more = true;
-                    break;
+                    return Ok(false);
                 }
-                let (k, v) = row.map_err(backend)?;
-                let key = std::str::from_utf8(&k.value()[skip..])
+                let (k, v): (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>) =
+                    row.map_err(backend)?;
+                let key = std::str::from_utf8(&k.value()[4..])
                     .map_err(|_| StoreError::Corrupt("key is not UTF-8".into()))?
                     .to_owned();
-                let raw = v.value();
-                let d = decode(raw)?;
+                let d = decode(v.value())?;
                 page.entries.push(ListEntry {
                     key,
                     metadata: d.metadata,
                     expiration: d.expiration,
                     version: d.version,
-                    value: opts.values.then(|| Bytes::copy_from_slice(d.value)),
+                    value: values.then(|| Bytes::copy_from_slice(d.value)),
                 });
+                Ok(true)
+            };
+            if reverse {
+                for row in range.rev() {
+                    if !push(row)? {
+                        break;
+                    }
+                }
+            } else {
+                for row in range {
+                    if !push(row)? {
+                        break;
+                    }
+                }
             }
             Ok(page)
         })
@@ -656,8 +773,7 @@ impl Store for RedbStore {
     }
 
     async fn watch(&self, ns: &str, prefix: &str) -> Result<EventStream> {
-        let ns_owned = ns.to_owned();
-        self.read(move |txn| require_space(txn, &ns_owned)).await?;
+        self.space(ns)?;
         Ok(self.hub.subscribe(ns, prefix))
     }
 
