@@ -22,7 +22,7 @@ use couchkv_adapters::{DynStore, ListOptions as StoreList, RedbStore};
 use futures::StreamExt;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, TableDefinition};
 
 const RAW: TableDefinition<&str, &[u8]> = TableDefinition::new("raw");
 const BATCH: usize = 1000;

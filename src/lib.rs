@@ -16,7 +16,8 @@
 //! --no-default-features -p couchkv` proves it.
 //!
 //! ```
-//! # futures::executor::block_on(async {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
 //! use std::sync::Arc;
 //! use couchkv::clock::{ManualClock, SequentialIds};
 //! use couchkv::kv::{Kv, PutOptions, GetOptions};
@@ -32,7 +33,7 @@
 //! users.put("user:1", "ada".into(), PutOptions::default()).await.unwrap();
 //! let got = users.get("user:1", &GetOptions::default()).await.unwrap().unwrap();
 //! assert_eq!(got.value, "ada");
-//! # });
+//! # }
 //! ```
 
 pub mod clock;

@@ -41,9 +41,11 @@ impl Server {
             }
         });
         loop {
-            let line = logs
-                .recv_timeout(Duration::from_secs(30))
-                .expect("the server logs its address");
+            let Ok(line) = logs.recv_timeout(Duration::from_secs(30)) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server did not log its address");
+            };
             if let Some(addr) = line.split("addr=").nth(1) {
                 let addr = addr.split_whitespace().next().unwrap();
                 return Server {
@@ -69,6 +71,16 @@ impl Server {
         let status = self.child.wait().unwrap();
         let rest = self.logs.iter().collect();
         (status, rest)
+    }
+}
+
+impl Drop for Server {
+    /// A failing test leaves no server behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

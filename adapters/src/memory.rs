@@ -2,11 +2,10 @@
 //! contract, the store of tests, and edge-ready (no threads, no I/O). Not durable.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::range::key_bounds;
+use crate::range::{key_bounds, ByteRange};
 use crate::watch::WatchHub;
 use crate::{
     Batch, Capabilities, Event, EventKind, EventStream, Expect, ListEntry, ListOptions, ListPage,
@@ -162,9 +161,7 @@ impl Store for MemoryStore {
         let Some(bounds) = key_bounds(&opts.prefix, &opts.start, &opts.end) else {
             return Ok(ListPage::default());
         };
-        let range = space
-            .data
-            .range::<Vec<u8>, (Bound<Vec<u8>>, Bound<Vec<u8>>)>(bounds);
+        let range = space.data.range::<Vec<u8>, ByteRange>(bounds);
         let iter: Box<dyn Iterator<Item = (&Vec<u8>, &Record)>> = if opts.reverse {
             Box::new(range.rev())
         } else {

@@ -4,6 +4,9 @@
 use std::cmp::Ordering;
 use std::ops::Bound;
 
+/// A lower and an upper bound on byte keys.
+pub type ByteRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
 /// The smallest byte string greater than every string that starts with `prefix`, or `None`
 /// when there is none (an empty prefix, or one made only of 0xFF bytes).
 pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
@@ -19,11 +22,7 @@ pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 
 /// Byte bounds `(lower, upper)` covering keys that start with `prefix` and lie within
 /// `start`..`end`. `None` when the range is empty.
-pub fn key_bounds(
-    prefix: &str,
-    start: &Bound<String>,
-    end: &Bound<String>,
-) -> Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
+pub fn key_bounds(prefix: &str, start: &Bound<String>, end: &Bound<String>) -> Option<ByteRange> {
     let prefix_lower = Bound::Included(prefix.as_bytes().to_vec());
     let prefix_upper = match prefix_successor(prefix.as_bytes()) {
         Some(s) => Bound::Excluded(s),

@@ -28,7 +28,7 @@ use redb::{
     WriteTransaction,
 };
 
-use crate::range::key_bounds;
+use crate::range::{key_bounds, ByteRange};
 use crate::watch::WatchHub;
 use crate::{
     Batch, Capabilities, Event, EventKind, EventStream, Expect, ListEntry, ListOptions, ListPage,
@@ -398,7 +398,7 @@ fn space_entry(num: u32, title: &str) -> Vec<u8> {
 }
 
 /// Byte bounds in `data` for the namespace's part of the options' range.
-fn data_bounds(space: u32, opts: &ListOptions) -> Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
+fn data_bounds(space: u32, opts: &ListOptions) -> Option<ByteRange> {
     let (lo, hi) = key_bounds(&opts.prefix, &opts.start, &opts.end)?;
     let with_ns = |k: Vec<u8>| {
         let mut out = space.to_be_bytes().to_vec();
