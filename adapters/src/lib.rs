@@ -161,6 +161,27 @@ impl Op {
             Op::Put { key, .. } | Op::Delete { key } | Op::Expire { key } => key,
         }
     }
+
+    /// What watchers see when this write is applied by the batch with `version`.
+    pub fn event(&self, version: u64) -> Event {
+        let kind = match self {
+            Op::Put {
+                metadata,
+                expiration,
+                ..
+            } => EventKind::Put {
+                metadata: metadata.clone(),
+                expiration: *expiration,
+            },
+            Op::Delete { .. } => EventKind::Delete,
+            Op::Expire { .. } => EventKind::Expire,
+        };
+        Event {
+            key: self.key().to_owned(),
+            version,
+            kind,
+        }
+    }
 }
 
 /// What a key must look like for a batch to apply.

@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::range::{key_bounds, ByteRange};
 use crate::watch::WatchHub;
 use crate::{
-    Batch, Capabilities, Event, EventKind, EventStream, Expect, ListEntry, ListOptions, ListPage,
+    Batch, Capabilities, EventKind, EventStream, Expect, ListEntry, ListOptions, ListPage,
     Namespace, Op, Record, Result, Store, StoreError, WatchKind,
 };
 
@@ -209,48 +209,29 @@ impl Store for MemoryStore {
         }
         let mut events = Vec::with_capacity(batch.ops.len());
         for op in batch.ops {
-            match op {
+            let event = op.event(version);
+            let existed = match op {
                 Op::Put {
                     key,
                     value,
                     metadata,
                     expiration,
                 } => {
-                    space.data.insert(
-                        key.as_bytes().to_vec(),
-                        Record {
-                            value,
-                            metadata: metadata.clone(),
-                            expiration,
-                            version,
-                        },
-                    );
-                    events.push(Event {
-                        key,
+                    let record = Record {
+                        value,
+                        metadata,
+                        expiration,
                         version,
-                        kind: EventKind::Put {
-                            metadata,
-                            expiration,
-                        },
-                    });
+                    };
+                    space.data.insert(key.into_bytes(), record).is_some()
                 }
-                Op::Delete { key } => {
-                    space.data.remove(key.as_bytes());
-                    events.push(Event {
-                        key,
-                        version,
-                        kind: EventKind::Delete,
-                    });
+                Op::Delete { key } | Op::Expire { key } => {
+                    space.data.remove(key.as_bytes()).is_some()
                 }
-                Op::Expire { key } => {
-                    if space.data.remove(key.as_bytes()).is_some() {
-                        events.push(Event {
-                            key,
-                            version,
-                            kind: EventKind::Expire,
-                        });
-                    }
-                }
+            };
+            // An expiry of a key already gone is no change.
+            if existed || !matches!(event.kind, EventKind::Expire) {
+                events.push(event);
             }
         }
         inner.version = version;

@@ -540,43 +540,28 @@ fn apply_batch(ctx: &mut WriteCtx<'_>, ns: &str, batch: Batch) -> Result<u64> {
     let mut events = Vec::with_capacity(batch.ops.len());
     for op in batch.ops {
         let k = data_key(space, op.key());
-        match op {
+        let event = op.event(version);
+        let existed = match op {
             Op::Put {
-                key,
                 value,
                 metadata,
                 expiration,
+                ..
             } => {
                 let raw = encode(&value, metadata.as_deref(), expiration, version);
-                ctx.data
+                let old = ctx
+                    .data
                     .insert(k.as_slice(), raw.as_slice())
                     .map_err(backend)?;
-                events.push(Event {
-                    key,
-                    version,
-                    kind: EventKind::Put {
-                        metadata,
-                        expiration,
-                    },
-                });
+                old.is_some()
             }
-            Op::Delete { key } => {
-                ctx.data.remove(k.as_slice()).map_err(backend)?;
-                events.push(Event {
-                    key,
-                    version,
-                    kind: EventKind::Delete,
-                });
+            Op::Delete { .. } | Op::Expire { .. } => {
+                ctx.data.remove(k.as_slice()).map_err(backend)?.is_some()
             }
-            Op::Expire { key } => {
-                if ctx.data.remove(k.as_slice()).map_err(backend)?.is_some() {
-                    events.push(Event {
-                        key,
-                        version,
-                        kind: EventKind::Expire,
-                    });
-                }
-            }
+        };
+        // An expiry of a key already gone is no change.
+        if existed || !matches!(event.kind, EventKind::Expire) {
+            events.push(event);
         }
     }
     ctx.version = version;

@@ -228,18 +228,22 @@ impl KvNamespace {
         })
     }
 
+    /// Sends validated writes to the store as one batch.
+    async fn write_ops(&self, ops: Vec<Op>) -> Result<()> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let batch = Batch {
+            ops,
+            preconditions: vec![],
+        };
+        self.store.batch(&self.id, batch).await?;
+        Ok(())
+    }
+
     pub async fn put(&self, key: &str, value: Bytes, opts: PutOptions) -> Result<()> {
         let op = self.put_op(key.to_owned(), value, opts)?;
-        self.store
-            .batch(
-                &self.id,
-                Batch {
-                    ops: vec![op],
-                    preconditions: vec![],
-                },
-            )
-            .await?;
-        Ok(())
+        self.write_ops(vec![op]).await
     }
 
     /// Deleting a missing key succeeds, as in Workers KV.
@@ -360,17 +364,7 @@ impl KvNamespace {
                     })
             })
             .collect::<Result<Vec<_>>>()?;
-        if n > 0 {
-            self.store
-                .batch(
-                    &self.id,
-                    Batch {
-                        ops,
-                        preconditions: vec![],
-                    },
-                )
-                .await?;
-        }
+        self.write_ops(ops).await?;
         Ok(n)
     }
 
@@ -386,18 +380,8 @@ impl KvNamespace {
             })?;
         }
         let n = keys.len();
-        if n > 0 {
-            let ops = keys.into_iter().map(|key| Op::Delete { key }).collect();
-            self.store
-                .batch(
-                    &self.id,
-                    Batch {
-                        ops,
-                        preconditions: vec![],
-                    },
-                )
-                .await?;
-        }
+        self.write_ops(keys.into_iter().map(|key| Op::Delete { key }).collect())
+            .await?;
         Ok(n)
     }
 
