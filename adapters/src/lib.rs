@@ -5,6 +5,8 @@
 //! - [`memory`]: an in-process backend, the reference for the contract (not durable).
 //! - `redb_store` (feature `redb`): the embedded durable default, one redb file, fsync on commit.
 //! - [`prefix`]: a wrapper that confines any store to a key prefix inside each namespace.
+//! - [`plain`]: a wrapper that hides every native capability (a plain Workers KV namespace).
+//! - [`faulty`]: a wrapper that fails writes on demand, for crash tests.
 //! - [`range`]: byte-order range arithmetic shared by the backends.
 //! - [`watch`]: the in-process change hub the local backends publish to.
 //! - `conformance` (feature `conformance`): one async fn per behaviour, `run_all` runs them.
@@ -18,7 +20,9 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
+pub mod faulty;
 pub mod memory;
+pub mod plain;
 pub mod prefix;
 pub mod range;
 pub mod watch;
@@ -29,7 +33,9 @@ pub mod redb_store;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use faulty::FailingStore;
 pub use memory::MemoryStore;
+pub use plain::PlainKvStore;
 pub use prefix::PrefixStore;
 #[cfg(feature = "redb")]
 pub use redb_store::RedbStore;
@@ -273,7 +279,7 @@ pub struct Capabilities {
     pub atomic_batch: bool,
     /// [`Store::batch`] honours preconditions (compare-and-set).
     pub preconditions: bool,
-    /// [`ListOptions::values`] costs no extra round trip per key.
+    /// [`ListOptions::values`] is honoured; without it a store may refuse it (`NotSupported`).
     pub list_values: bool,
     pub watch: WatchKind,
     /// An acknowledged write survives a crash of the process.
@@ -349,13 +355,17 @@ pub trait Store: Send + Sync {
 }
 
 /// The sweep any store can do with list and batch: versions as preconditions, so a key
-/// rewritten meanwhile is left alone.
+/// rewritten meanwhile is left alone. A store without conditional batches gets one delete per
+/// key (a key rewritten between the list and its delete is lost: such a store should sweep
+/// natively).
 pub async fn sweep_by_listing<S: Store + ?Sized>(
     store: &S,
     ns: &str,
     now: u64,
     limit: usize,
 ) -> Result<usize> {
+    let caps = store.capabilities();
+    let conditional = caps.atomic_batch && caps.preconditions;
     let mut batch = Batch::new();
     let mut opts = ListOptions::default();
     'pages: loop {
@@ -380,6 +390,20 @@ pub async fn sweep_by_listing<S: Store + ?Sized>(
     let n = batch.ops.len();
     if n == 0 {
         return Ok(0);
+    }
+    if !conditional {
+        for op in batch.ops {
+            store
+                .batch(
+                    ns,
+                    Batch {
+                        ops: vec![op],
+                        preconditions: vec![],
+                    },
+                )
+                .await?;
+        }
+        return Ok(n);
     }
     match store.batch(ns, batch).await {
         Ok(_) => Ok(n),

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use couchkv_adapters::conformance::run_all;
-use couchkv_adapters::{DynStore, MemoryStore, PrefixStore, RedbStore};
+use couchkv_adapters::{DynStore, MemoryStore, PlainKvStore, PrefixStore, RedbStore};
 
 #[tokio::test]
 async fn memory() {
@@ -20,6 +20,11 @@ async fn memory_dyn() {
 #[tokio::test]
 async fn memory_prefixed() {
     run_all(|| async { PrefixStore::new(MemoryStore::new(), "sub/é/") }).await;
+}
+
+#[tokio::test]
+async fn plain_kv_over_memory() {
+    run_all(|| async { PlainKvStore::new(MemoryStore::new()) }).await;
 }
 
 /// A fresh redb file per case, all under one temporary directory.

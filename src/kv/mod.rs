@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use couchkv_adapters::{
-    Batch, DynStore, EventStream, ListOptions as StoreList, Namespace, Op, Record,
+    Batch, Capabilities, DynStore, EventStream, ListOptions as StoreList, ListPage, Namespace, Op,
+    Record,
 };
 
 use crate::clock::{Clock, IdSource};
@@ -179,6 +180,13 @@ pub struct BulkPutItem {
     pub key: String,
     pub value: Bytes,
     pub options: PutOptions,
+}
+
+/// One write of [`KvNamespace::write_batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    Put { key: String, value: Bytes },
+    Delete { key: String },
 }
 
 /// One namespace, with Workers KV's rules.
@@ -383,6 +391,66 @@ impl KvNamespace {
         self.write_ops(keys.into_iter().map(|key| Op::Delete { key }).collect())
             .await?;
         Ok(n)
+    }
+
+    /// What the store below does natively (layers above choose their fast paths by it).
+    pub fn capabilities(&self) -> Capabilities {
+        self.store.capabilities()
+    }
+
+    /// Reads many keys as raw values, in the order asked (our extension; Workers KV's bulk get
+    /// returns text or JSON only). Expired keys read as `None`.
+    pub async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<KvValue>>> {
+        for k in keys {
+            limits::check_key(k)?;
+        }
+        let records = self.store.get_many(&self.id, keys).await?;
+        Ok(records
+            .into_iter()
+            .map(|r| {
+                self.live(r).map(|r| KvValue {
+                    value: r.value,
+                    metadata: r.metadata,
+                    expiration: r.expiration,
+                })
+            })
+            .collect())
+    }
+
+    /// A range listing with the store's native bounds, direction and values (our extension).
+    /// Only for stores whose capabilities say `ranges`; expired keys are left out, and `more`
+    /// still tells whether keys beyond the page exist.
+    pub async fn scan(&self, opts: &StoreList) -> Result<ListPage> {
+        if !self.store.capabilities().ranges {
+            return Err(KvError::Internal(
+                "this store lists only forward by prefix".into(),
+            ));
+        }
+        let mut page = self.store.list(&self.id, opts).await?;
+        let now = self.clock.now_secs();
+        page.entries
+            .retain(|e| e.expiration.is_none_or(|t| t > now));
+        Ok(page)
+    }
+
+    /// Writes puts and deletes as one store batch: atomic on a store whose capabilities say
+    /// `atomic_batch`. Every write is validated first; one bad write rejects them all.
+    pub async fn write_batch(&self, writes: Vec<Write>) -> Result<()> {
+        let ops = writes
+            .into_iter()
+            .enumerate()
+            .map(|(index, w)| {
+                let op = match w {
+                    Write::Put { key, value } => self.put_op(key, value, PutOptions::default()),
+                    Write::Delete { key } => limits::check_key(&key).map(|()| Op::Delete { key }),
+                };
+                op.map_err(|e| KvError::BulkItem {
+                    index,
+                    source: Box::new(e),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.write_ops(ops).await
     }
 
     /// Every put, delete and expiry under `prefix` from now on.

@@ -1,0 +1,89 @@
+//! A wrapper that makes any store behave like a plain Workers KV namespace as a Worker's binding
+//! sees it: get, put, delete, and a forward list by prefix with a cursor. No bounds, no reverse,
+//! no values in lists, no multi-key or conditional batches. Layers above must fall back to what
+//! they would do on the real thing; tests use it to prove they do.
+
+use std::ops::Bound;
+
+use crate::{
+    Batch, Capabilities, EventStream, ListOptions, ListPage, Namespace, Record, Result, Store,
+    StoreError, WatchKind,
+};
+
+pub struct PlainKvStore<S> {
+    inner: S,
+}
+
+impl<S: Store> PlainKvStore<S> {
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
+}
+
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+impl<S: Store> Store for PlainKvStore<S> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            ranges: false,
+            atomic_batch: false,
+            preconditions: false,
+            list_values: false,
+            watch: WatchKind::Polling,
+            durable: self.inner.capabilities().durable,
+        }
+    }
+    async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
+        self.inner.create_namespace(id, title).await
+    }
+    async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
+        self.inner.list_namespaces().await
+    }
+    async fn get_namespace(&self, id: &str) -> Result<Option<Namespace>> {
+        self.inner.get_namespace(id).await
+    }
+    async fn rename_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
+        self.inner.rename_namespace(id, title).await
+    }
+    async fn delete_namespace(&self, id: &str) -> Result<()> {
+        self.inner.delete_namespace(id).await
+    }
+    async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>> {
+        self.inner.get(ns, key).await
+    }
+    async fn get_many(&self, ns: &str, keys: &[String]) -> Result<Vec<Option<Record>>> {
+        // One get per key, as a binding does.
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.inner.get(ns, k).await?);
+        }
+        Ok(out)
+    }
+    async fn list(&self, ns: &str, opts: &ListOptions) -> Result<ListPage> {
+        if opts.reverse || opts.values || !matches!(opts.end, Bound::Unbounded) {
+            return Err(StoreError::NotSupported(
+                "a plain KV namespace lists forward by prefix only",
+            ));
+        }
+        if matches!(opts.start, Bound::Included(_)) {
+            return Err(StoreError::NotSupported(
+                "a plain KV namespace resumes only after a cursor",
+            ));
+        }
+        self.inner.list(ns, opts).await
+    }
+    async fn batch(&self, ns: &str, batch: Batch) -> Result<u64> {
+        if batch.ops.len() > 1 || !batch.preconditions.is_empty() {
+            return Err(StoreError::NotSupported(
+                "a plain KV namespace writes one key at a time, unconditionally",
+            ));
+        }
+        self.inner.batch(ns, batch).await
+    }
+    async fn watch(&self, ns: &str, prefix: &str) -> Result<EventStream> {
+        self.inner.watch(ns, prefix).await
+    }
+    async fn close(&self) -> Result<()> {
+        self.inner.close().await
+    }
+}
