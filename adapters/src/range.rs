@@ -23,13 +23,18 @@ pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 /// Byte bounds `(lower, upper)` covering keys that start with `prefix` and lie within
 /// `start`..`end`. `None` when the range is empty.
 pub fn key_bounds(prefix: &str, start: &Bound<String>, end: &Bound<String>) -> Option<ByteRange> {
-    let prefix_lower = Bound::Included(prefix.as_bytes().to_vec());
-    let prefix_upper = match prefix_successor(prefix.as_bytes()) {
+    byte_bounds(prefix.as_bytes(), as_bytes(start), as_bytes(end))
+}
+
+/// [`key_bounds`] for byte keys.
+pub fn byte_bounds(prefix: &[u8], start: Bound<Vec<u8>>, end: Bound<Vec<u8>>) -> Option<ByteRange> {
+    let prefix_lower = Bound::Included(prefix.to_vec());
+    let prefix_upper = match prefix_successor(prefix) {
         Some(s) => Bound::Excluded(s),
         None => Bound::Unbounded,
     };
-    let lower = tighter_lower(prefix_lower, as_bytes(start));
-    let upper = tighter_upper(prefix_upper, as_bytes(end));
+    let lower = tighter_lower(prefix_lower, start);
+    let upper = tighter_upper(prefix_upper, end);
     if is_empty(&lower, &upper) {
         None
     } else {
@@ -60,7 +65,8 @@ fn as_bytes(b: &Bound<String>) -> Bound<Vec<u8>> {
     }
 }
 
-fn tighter_lower(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
+/// The greater of two lower bounds.
+pub fn tighter_lower(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
     match (&a, &b) {
         (Bound::Unbounded, _) => b,
         (_, Bound::Unbounded) => a,
@@ -75,7 +81,8 @@ fn tighter_lower(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
     }
 }
 
-fn tighter_upper(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
+/// The lesser of two upper bounds.
+pub fn tighter_upper(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
     match (&a, &b) {
         (Bound::Unbounded, _) => b,
         (_, Bound::Unbounded) => a,
@@ -90,7 +97,8 @@ fn tighter_upper(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
     }
 }
 
-fn is_empty(lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> bool {
+/// Whether no key lies within the bounds.
+pub fn is_empty(lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> bool {
     match (lower, upper) {
         (Bound::Included(l), Bound::Included(u)) => l > u,
         (Bound::Included(l), Bound::Excluded(u))
