@@ -45,7 +45,9 @@ async fn raw_scan(store: &RedbStore, ns: &str, reverse: bool, n: usize) -> Durat
     loop {
         let page = store.list(ns, &o).await.unwrap();
         seen += page.entries.len();
-        let Some(last) = page.entries.last() else { break };
+        let Some(last) = page.entries.last() else {
+            break;
+        };
         if !page.more {
             break;
         }
@@ -110,7 +112,9 @@ async fn main() {
         Arc::new(SequentialIds::default()),
     );
     let ns = kv.create_namespace("level").await.unwrap();
-    let db = LevelDb::opened(KvLevel::new(kv.namespace(&ns.id), "")).await.unwrap();
+    let db = LevelDb::opened(KvLevel::new(kv.namespace(&ns.id), ""))
+        .await
+        .unwrap();
     let t = Instant::now();
     for start in (0..n).step_by(BATCH) {
         let ops = (start..(start + BATCH).min(n))
@@ -126,7 +130,10 @@ async fn main() {
     eprintln!(" done\n");
     store.close().await.unwrap();
 
-    println!("{:<32} {:>12} {:>12} {:>8}", "operation (per second)", "raw store", "KvLevel", "ratio");
+    println!(
+        "{:<32} {:>12} {:>12} {:>8}",
+        "operation (per second)", "raw store", "KvLevel", "ratio"
+    );
     row("writes, batches of 1,000", n, raw_write, level_write);
     row("forward range iteration", n, raw_fwd, level_fwd);
     row("reverse range iteration", n, raw_rev, level_rev);
