@@ -74,7 +74,7 @@ fn opts(prefix: &str, limit: usize) -> ListOptions {
 
 /// Resolves to `None` when `fut` takes longer than `ms` (a thread-backed timer, so the suite
 /// needs no particular executor).
-async fn within<T>(ms: u64, fut: impl Future<Output = T>) -> Option<T> {
+pub async fn within<T>(ms: u64, fut: impl Future<Output = T>) -> Option<T> {
     let (tx, rx) = oneshot::channel::<()>();
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(ms));

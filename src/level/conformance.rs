@@ -45,6 +45,7 @@ where
         case!(sublevels);
         case!(key_limit);
         case!(large_values);
+        case!(watch);
         case!(closed);
     }
 }
@@ -531,6 +532,33 @@ pub async fn large_values(db: &LevelDb) {
     );
     db.put("big", value.clone()).await.unwrap();
     assert!(db.get("big").await.unwrap() == Some(value));
+}
+
+pub async fn watch(db: &LevelDb) {
+    use futures::StreamExt;
+    async fn next(w: &mut super::KeyStream) -> Vec<u8> {
+        couchkv_adapters::conformance::within(5000, w.next())
+            .await
+            .expect("a change within 5 s")
+            .expect("the stream is open")
+            .expect("no watch error")
+    }
+    let mut w = db.watch("w").await.unwrap();
+    db.put("w1", "x").await.unwrap();
+    db.put("other", "y").await.unwrap();
+    assert_eq!(next(&mut w).await, b"w1");
+    db.batch(vec![
+        BatchOp::put("w2", "2"),
+        BatchOp::del("w1"),
+        BatchOp::put("v", "no"),
+    ])
+    .await
+    .unwrap();
+    let mut batch = vec![next(&mut w).await, next(&mut w).await];
+    batch.sort();
+    assert_eq!(batch, [b"w1".to_vec(), b"w2".to_vec()]);
+    db.put("w3", "3").await.unwrap();
+    assert_eq!(next(&mut w).await, b"w3", "nothing else came in between");
 }
 
 pub async fn closed(db: &LevelDb) {

@@ -28,8 +28,8 @@ use futures::{StreamExt, TryStreamExt};
 use super::iter::narrowed;
 use super::keycode;
 use super::{
-    common_prefix, BatchOp, ErrorCode, Level, LevelError, Result, Resume, ScanPage, ScanRequest,
-    Supports,
+    boxed_keys, common_prefix, BatchOp, ErrorCode, KeyStream, Level, LevelError, Result, Resume,
+    ScanPage, ScanRequest, Supports,
 };
 use crate::kv::{self, KvError, KvNamespace, PutOptions, Write};
 
@@ -368,6 +368,30 @@ impl Level for KvLevel {
         } else {
             self.scan_plain(req).await
         }
+    }
+
+    async fn watch(&self, prefix: &[u8]) -> Result<KeyStream> {
+        // The KV prefix holds the whole characters of the encoded prefix; the partial last one
+        // can let in neighbours, which the filter below drops.
+        let mut kv_prefix = self.data.clone();
+        let enc = keycode::encode(prefix);
+        kv_prefix.push_str(&enc[..prefix.len() * 8 / 6]);
+        let events = self.ns.watch(&kv_prefix).await?;
+        let data = self.data.clone();
+        let prefix = prefix.to_vec();
+        let keys = events.filter_map(move |ev| {
+            let out = match ev {
+                Ok(ev) => ev
+                    .key
+                    .strip_prefix(&data)
+                    .and_then(keycode::decode)
+                    .filter(|k| k.starts_with(&prefix))
+                    .map(Ok),
+                Err(e) => Some(Err(LevelError::new(ErrorCode::IoError, e.to_string()))),
+            };
+            futures::future::ready(out)
+        });
+        Ok(boxed_keys(keys))
     }
 }
 

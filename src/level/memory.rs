@@ -7,12 +7,27 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use couchkv_adapters::range::ByteRange;
 
-use super::iter::narrowed;
-use super::{BatchOp, Level, Result, Resume, ScanPage, ScanRequest, Supports};
+use tokio::sync::broadcast;
 
-#[derive(Default)]
+use super::iter::narrowed;
+use super::{
+    boxed_keys, BatchOp, ErrorCode, KeyStream, Level, LevelError, Result, Resume, ScanPage,
+    ScanRequest, Supports,
+};
+
 pub struct MemoryLevel {
     map: Mutex<BTreeMap<Vec<u8>, Bytes>>,
+    /// Changed keys, sent under the map's lock so watchers see commit order.
+    changes: broadcast::Sender<Vec<u8>>,
+}
+
+impl Default for MemoryLevel {
+    fn default() -> Self {
+        Self {
+            map: Mutex::default(),
+            changes: broadcast::channel(4096).0,
+        }
+    }
 }
 
 impl MemoryLevel {
@@ -49,16 +64,46 @@ impl Level for MemoryLevel {
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<()> {
         let mut map = self.map();
         for op in ops {
-            match op {
+            let key = match op {
                 BatchOp::Put { key, value } => {
-                    map.insert(key, value);
+                    map.insert(key.clone(), value);
+                    key
                 }
                 BatchOp::Del { key } => {
                     map.remove(&key);
+                    key
                 }
-            }
+            };
+            // An error only means nobody watches.
+            let _ = self.changes.send(key);
         }
         Ok(())
+    }
+
+    async fn watch(&self, prefix: &[u8]) -> Result<KeyStream> {
+        let rx = self.changes.subscribe();
+        let prefix = prefix.to_vec();
+        let stream = futures::stream::unfold(Some(rx), move |rx| {
+            let prefix = prefix.clone();
+            async move {
+                let mut rx = rx?;
+                loop {
+                    match rx.recv().await {
+                        Ok(k) if k.starts_with(&prefix) => return Some((Ok(k), Some(rx))),
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            let e = LevelError::new(
+                                ErrorCode::IoError,
+                                format!("watch lagged behind by {n} changes"),
+                            );
+                            return Some((Err(e), None));
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        });
+        Ok(boxed_keys(stream))
     }
 
     async fn scan(&self, req: &ScanRequest) -> Result<ScanPage> {

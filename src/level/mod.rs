@@ -208,6 +208,23 @@ pub trait Level: Send + Sync {
     async fn clear(&self, range: &ByteRange) -> Result<()> {
         clear_by_scanning(self, range).await
     }
+    /// The keys under `prefix` written or deleted from now on, in commit order, each after its
+    /// commit. A watcher that falls far behind gets an error and the end of the stream.
+    async fn watch(&self, prefix: &[u8]) -> Result<KeyStream>;
+}
+
+/// Changed keys, as [`Level::watch`] and [`LevelDb::watch`] deliver them.
+#[cfg(not(target_arch = "wasm32"))]
+pub type KeyStream = futures::stream::BoxStream<'static, Result<Vec<u8>>>;
+#[cfg(target_arch = "wasm32")]
+pub type KeyStream = futures::stream::LocalBoxStream<'static, Result<Vec<u8>>>;
+
+fn boxed_keys(s: impl futures::Stream<Item = Result<Vec<u8>>> + Send + 'static) -> KeyStream {
+    use futures::StreamExt;
+    #[cfg(not(target_arch = "wasm32"))]
+    return s.boxed();
+    #[cfg(target_arch = "wasm32")]
+    return s.boxed_local();
 }
 
 /// The clear any implementation can do: read the keys a page at a time, delete them in batches.
@@ -503,6 +520,19 @@ impl LevelDb {
             prefix,
             states,
         })
+    }
+
+    /// Keys under `prefix` (relative to this handle) as they change, without this handle's
+    /// prefix.
+    pub async fn watch(&self, prefix: impl AsRef<[u8]>) -> Result<KeyStream> {
+        use futures::StreamExt;
+        self.check_open()?;
+        let full = [self.prefix.as_slice(), prefix.as_ref()].concat();
+        let strip = self.prefix.len();
+        let stream = self.level.watch(&full).await?;
+        Ok(boxed_keys(
+            stream.map(move |k| k.map(|k| k[strip..].to_vec())),
+        ))
     }
 
     /// This handle's key prefix (empty for the root).
