@@ -4,6 +4,7 @@
 //! # Layout
 //! Data flows one way, down. Each layer is usable on its own.
 //! - [`http`] (feature `server`): the axum routes, the one place errors become HTTP.
+//! - [`couch`]: CouchDB's document model: databases, revision trees, changes, attachments.
 //! - [`level`]: a LevelDB-style layer (abstract-level's shape) over the kv layer, with sublevels.
 //! - [`kv`]: Workers KV semantics (limits, expiry, cursors, bulk operations) over any store.
 //! - `couchkv_adapters` (the `adapters/` crate): the `Store` trait, its backends and the
@@ -38,6 +39,7 @@
 //! ```
 
 pub mod clock;
+pub mod couch;
 pub mod kv;
 pub mod level;
 

@@ -110,7 +110,10 @@ impl RevTree {
 
     /// Every revision some other revision descends from.
     fn inner(&self) -> BTreeSet<Rev> {
-        self.nodes.keys().filter_map(|r| self.parent_of(r)).collect()
+        self.nodes
+            .keys()
+            .filter_map(|r| self.parent_of(r))
+            .collect()
     }
 
     /// Leaves with their deleted flag, in ascending revision order.
@@ -124,7 +127,11 @@ impl RevTree {
     }
 
     pub fn is_leaf(&self, rev: &Rev) -> bool {
-        self.contains(rev) && !self.nodes.keys().any(|r| self.parent_of(r).as_ref() == Some(rev))
+        self.contains(rev)
+            && !self
+                .nodes
+                .keys()
+                .any(|r| self.parent_of(r).as_ref() == Some(rev))
     }
 
     /// CouchDB's winning revision, and whether it is deleted.
@@ -352,7 +359,13 @@ mod tests {
         assert_eq!(t.leaves(), vec![(r("2-b"), false)]);
         assert_eq!(t.winner(), Some((r("2-b"), false)));
         assert!(t.conflicts().is_empty());
-        assert_eq!(t.revisions(&r("2-b")), Revisions { start: 2, ids: vec!["b".into(), "a".into()] });
+        assert_eq!(
+            t.revisions(&r("2-b")),
+            Revisions {
+                start: 2,
+                ids: vec!["b".into(), "a".into()]
+            }
+        );
     }
 
     #[test]
@@ -390,7 +403,10 @@ mod tests {
         assert_eq!(forgotten.len(), 7);
         assert_eq!(t.path_to(&r("10-h10")), path(&["10-h10", "9-h9", "8-h8"]));
         // A stemmed tree still merges a newer path that overlaps it.
-        assert_eq!(t.merge(&path(&["11-h11", "10-h10", "9-h9"]), false), Merge::Added);
+        assert_eq!(
+            t.merge(&path(&["11-h11", "10-h10", "9-h9"]), false),
+            Merge::Added
+        );
         assert_eq!(t.winner().unwrap().0, r("11-h11"));
         // A path that brings back an ancestor reattaches the root.
         t.merge(&path(&["8-h8", "7-h7"]), false);

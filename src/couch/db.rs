@@ -1,0 +1,1256 @@
+//! One database: its writer lock and counters, document updates, reads, changes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::error::{CouchError, Result};
+use super::revs::{new_rev, Merge, Rev, RevTree, Revisions};
+use super::DEFAULT_REVS_LIMIT;
+use crate::clock::IdSource;
+use crate::level::{BatchOp, KeyStream, LevelDb, RangeOptions};
+
+/// Fields a document may carry that start with `_`.
+const SPECIAL: &[&str] = &[
+    "_id",
+    "_rev",
+    "_deleted",
+    "_revisions",
+    "_attachments",
+    "_conflicts",
+    "_deleted_conflicts",
+    "_local_seq",
+    "_revs_info",
+];
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Counters {
+    update_seq: u64,
+    doc_count: u64,
+    doc_del_count: u64,
+}
+
+/// A document's stored metadata.
+#[derive(Debug, Clone, Default)]
+struct Meta {
+    tree: RevTree,
+    seq: u64,
+    /// Each leaf's attachment digests.
+    atts: BTreeMap<String, Vec<String>>,
+}
+
+impl Meta {
+    fn to_bytes(&self) -> Bytes {
+        Bytes::from(
+            json!({"tree": self.tree.to_json(), "seq": self.seq, "atts": self.atts}).to_string(),
+        )
+    }
+    fn from_bytes(raw: &[u8]) -> Result<Meta> {
+        let corrupt = || CouchError::internal("corrupt document metadata");
+        let v: Value = serde_json::from_slice(raw).map_err(|_| corrupt())?;
+        Ok(Meta {
+            tree: RevTree::from_json(&v["tree"]).ok_or_else(corrupt)?,
+            seq: v["seq"].as_u64().ok_or_else(corrupt)?,
+            atts: serde_json::from_value(v["atts"].clone()).map_err(|_| corrupt())?,
+        })
+    }
+}
+
+/// The result of one document write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteResult {
+    Ok { id: String, rev: String },
+    Err { id: String, error: CouchError },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DocOptions {
+    pub rev: Option<Rev>,
+    pub revs: bool,
+    pub revs_info: bool,
+    pub conflicts: bool,
+    pub deleted_conflicts: bool,
+    pub latest: bool,
+    /// Inline every attachment's data.
+    pub attachments: bool,
+    /// Inline the data of attachments newer than the newest of these revisions the document has.
+    pub atts_since: Vec<Rev>,
+}
+
+/// Which revisions `open_revs` asks for.
+#[derive(Debug, Clone)]
+pub enum OpenRevs {
+    All,
+    Some(Vec<Rev>),
+}
+
+/// One document of a `_bulk_get`.
+#[derive(Debug, Clone)]
+pub struct BulkGetItem {
+    pub id: String,
+    pub rev: Option<Rev>,
+    pub atts_since: Vec<Rev>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AllDocsOptions {
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub inclusive_end: bool,
+    pub descending: bool,
+    pub limit: Option<usize>,
+    pub skip: usize,
+    pub include_docs: bool,
+    pub conflicts: bool,
+    pub keys: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ChangesOptions {
+    /// Rows with a sequence above this one.
+    pub since: u64,
+    pub limit: Option<usize>,
+    pub descending: bool,
+    pub include_docs: bool,
+    /// `style=all_docs`: every leaf, not just the winner.
+    pub all_docs: bool,
+    pub conflicts: bool,
+    pub doc_ids: Option<HashSet<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangesPage {
+    pub results: Vec<Value>,
+    /// The last sequence examined (the next `since`).
+    pub last_seq: u64,
+    /// At most this many changes remain after `last_seq`.
+    pub pending: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbInfo {
+    pub name: String,
+    pub update_seq: u64,
+    pub doc_count: u64,
+    pub doc_del_count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentData {
+    pub content_type: String,
+    pub digest: String,
+    pub data: Bytes,
+}
+
+/// A handle on one database; clones share it.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    store: LevelDb,
+    meta: LevelDb,
+    bodies: LevelDb,
+    seqs: LevelDb,
+    locals: LevelDb,
+    atts: LevelDb,
+    writer: tokio::sync::Mutex<Counters>,
+    deleted: AtomicBool,
+    ids: Arc<dyn IdSource>,
+}
+
+fn meta_key(id: &str) -> Vec<u8> {
+    [b"!m!".as_slice(), id.as_bytes()].concat()
+}
+fn body_key(id: &str, rev: &Rev) -> Vec<u8> {
+    [
+        b"!r!".as_slice(),
+        id.as_bytes(),
+        &[0],
+        rev.to_string().as_bytes(),
+    ]
+    .concat()
+}
+fn seq_key(seq: u64) -> Vec<u8> {
+    [b"!s!".as_slice(), &seq.to_be_bytes()].concat()
+}
+fn att_key(id: &str, digest: &str) -> Vec<u8> {
+    [b"!a!".as_slice(), id.as_bytes(), &[0], digest.as_bytes()].concat()
+}
+fn local_key(id: &str) -> Vec<u8> {
+    [b"!l!".as_slice(), id.as_bytes()].concat()
+}
+const COUNTERS: &[u8] = b"c";
+
+fn md5_digest(data: &[u8]) -> String {
+    format!("md5-{}", B64.encode(Md5::digest(data)))
+}
+
+fn json_bytes(v: &Value) -> Bytes {
+    Bytes::from(v.to_string())
+}
+
+fn parse_json(raw: &[u8]) -> Result<Value> {
+    serde_json::from_slice(raw).map_err(|_| CouchError::internal("corrupt stored JSON"))
+}
+
+/// Checks a document id a client chose.
+pub fn check_doc_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(CouchError::bad_request("Document id must not be empty"));
+    }
+    if id.starts_with('_') && !id.starts_with("_design/") {
+        return Err(CouchError::bad_request(
+            "Only reserved document ids may start with underscore.",
+        ));
+    }
+    Ok(())
+}
+
+/// A document as a client sent it, taken apart.
+struct Incoming {
+    id: String,
+    /// As sent: local documents have `0-N` revisions, which are not tree revisions.
+    rev_raw: Option<String>,
+    deleted: bool,
+    revisions: Option<Revisions>,
+    attachments: Option<Map<String, Value>>,
+    body: Map<String, Value>,
+}
+
+fn take_incoming(doc: Value, generated_id: impl FnOnce() -> String) -> Result<Incoming> {
+    let Value::Object(mut map) = doc else {
+        return Err(CouchError::bad_request("Document must be a JSON object"));
+    };
+    for k in map.keys() {
+        if k.starts_with('_') && !SPECIAL.contains(&k.as_str()) {
+            return Err(CouchError::doc_validation(format!(
+                "Bad special document member: {k}"
+            )));
+        }
+    }
+    let id = match map.remove("_id") {
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(CouchError::bad_request("Document id must be a string")),
+        None => generated_id(),
+    };
+    let rev_raw = match map.remove("_rev") {
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Null) | None => None,
+        Some(_) => return Err(CouchError::bad_request("Invalid rev format")),
+    };
+    let deleted = match map.remove("_deleted") {
+        Some(Value::Bool(b)) => b,
+        Some(Value::Null) | None => false,
+        Some(_) => return Err(CouchError::bad_request("_deleted must be a boolean")),
+    };
+    let revisions = match map.remove("_revisions") {
+        Some(v) => Some(
+            serde_json::from_value::<Revisions>(v)
+                .map_err(|_| CouchError::bad_request("Invalid _revisions"))?,
+        ),
+        None => None,
+    };
+    let attachments = match map.remove("_attachments") {
+        Some(Value::Object(a)) => Some(a),
+        Some(Value::Null) | None => None,
+        Some(_) => return Err(CouchError::bad_request("_attachments must be an object")),
+    };
+    for k in [
+        "_conflicts",
+        "_deleted_conflicts",
+        "_local_seq",
+        "_revs_info",
+    ] {
+        map.remove(k);
+    }
+    Ok(Incoming {
+        id,
+        rev_raw,
+        deleted,
+        revisions,
+        attachments,
+        body: map,
+    })
+}
+
+/// State of one request's writes, so a later document in the same request sees the earlier.
+#[derive(Default)]
+struct Staging {
+    metas: HashMap<String, Meta>,
+    bodies: HashMap<(String, Rev), Value>,
+    ops: Vec<BatchOp>,
+}
+
+impl Db {
+    pub(super) async fn load(name: &str, store: LevelDb, ids: Arc<dyn IdSource>) -> Result<Db> {
+        let counters = match store.get(COUNTERS).await? {
+            Some(raw) => serde_json::from_slice(&raw)
+                .map_err(|_| CouchError::internal("corrupt database counters"))?,
+            None => Counters::default(),
+        };
+        Ok(Db {
+            inner: Arc::new(Inner {
+                name: name.to_owned(),
+                meta: store.sublevel("m")?,
+                bodies: store.sublevel("r")?,
+                seqs: store.sublevel("s")?,
+                locals: store.sublevel("l")?,
+                atts: store.sublevel("a")?,
+                store,
+                writer: tokio::sync::Mutex::new(counters),
+                deleted: AtomicBool::new(false),
+                ids,
+            }),
+        })
+    }
+
+    pub(super) async fn mark_deleted(&self) {
+        // Taken under the writer lock: no write is half-way when the flag flips.
+        let _w = self.inner.writer.lock().await;
+        self.inner.deleted.store(true, Ordering::SeqCst);
+    }
+
+    fn check_live(&self) -> Result<()> {
+        if self.inner.deleted.load(Ordering::SeqCst) {
+            Err(CouchError::no_db())
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub async fn info(&self) -> Result<DbInfo> {
+        self.check_live()?;
+        let c = *self.inner.writer.lock().await;
+        Ok(DbInfo {
+            name: self.inner.name.clone(),
+            update_seq: c.update_seq,
+            doc_count: c.doc_count,
+            doc_del_count: c.doc_del_count,
+        })
+    }
+
+    pub async fn update_seq(&self) -> Result<u64> {
+        Ok(self.info().await?.update_seq)
+    }
+
+    /// Wakes on every commit to this database (the store's watch on the counters key, which
+    /// every commit writes), from the moment of the call.
+    pub async fn watch(&self) -> Result<KeyStream> {
+        self.check_live()?;
+        Ok(self.inner.store.watch(COUNTERS).await?)
+    }
+
+    async fn load_meta(&self, staging: &Staging, id: &str) -> Result<Option<Meta>> {
+        if let Some(m) = staging.metas.get(id) {
+            return Ok(Some(m.clone()));
+        }
+        match self.inner.store.get(meta_key(id)).await? {
+            Some(raw) => Ok(Some(Meta::from_bytes(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn load_body(&self, staging: &Staging, id: &str, rev: &Rev) -> Result<Option<Value>> {
+        if let Some(b) = staging.bodies.get(&(id.to_owned(), rev.clone())) {
+            return Ok(Some(b.clone()));
+        }
+        match self.inner.store.get(body_key(id, rev)).await? {
+            Some(raw) => Ok(Some(parse_json(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes documents. With `new_edits` each gets a new revision (a stale or missing `_rev`
+    /// is a conflict); without, revisions are taken as given (`_revisions`), as replication
+    /// writes them. All accepted documents are committed in one atomic batch.
+    pub async fn bulk_docs(&self, docs: Vec<Value>, new_edits: bool) -> Result<Vec<WriteResult>> {
+        let mut counters = self.inner.writer.lock().await;
+        self.check_live()?;
+        let mut next = *counters;
+        let mut staging = Staging::default();
+        let mut results = Vec::with_capacity(docs.len());
+        for doc in docs {
+            let hinted = doc.get("_id").and_then(Value::as_str).map(str::to_owned);
+            match self.stage(doc, new_edits, &mut staging, &mut next).await {
+                Ok(r) => results.push(r),
+                Err(error) => results.push(WriteResult::Err {
+                    id: hinted.unwrap_or_default(),
+                    error,
+                }),
+            }
+        }
+        if !staging.ops.is_empty() {
+            staging.ops.push(BatchOp::put(
+                COUNTERS,
+                serde_json::to_string(&next).unwrap_or_default(),
+            ));
+            self.inner.store.batch(staging.ops).await?;
+            *counters = next;
+        }
+        Ok(results)
+    }
+
+    /// One document into the staging area; nothing is staged unless it all succeeds.
+    async fn stage(
+        &self,
+        doc: Value,
+        new_edits: bool,
+        staging: &mut Staging,
+        counters: &mut Counters,
+    ) -> Result<WriteResult> {
+        let ids = self.inner.ids.clone();
+        let inc = take_incoming(doc, || ids.new_id())?;
+        if let Some(local) = inc.id.strip_prefix("_local/") {
+            // Local documents have no revision tree and no sequence.
+            let rev = self
+                .put_local_in(staging, local, inc.rev_raw.clone(), inc.body, inc.deleted)
+                .await?;
+            return Ok(WriteResult::Ok {
+                id: inc.id.clone(),
+                rev,
+            });
+        }
+        check_doc_id(&inc.id)?;
+        let inc_rev = inc.rev()?;
+        let id = inc.id.clone();
+        let old = self.load_meta(staging, &id).await?;
+        let mut meta = old.clone().unwrap_or_default();
+        let old_leaves: BTreeSet<Rev> = meta.tree.leaves().into_iter().map(|(r, _)| r).collect();
+        let old_winner = meta.tree.winner();
+
+        let (new_leaf, path, mut att_ops): (Rev, Vec<Rev>, Vec<BatchOp>) = if new_edits {
+            let parent = match (&inc_rev, &old_winner) {
+                (Some(r), _) if meta.tree.is_leaf(r) => Some(r.clone()),
+                (Some(_), _) => return Err(CouchError::conflict()),
+                (None, Some((w, true))) => Some(w.clone()),
+                (None, Some((_, false))) => return Err(CouchError::conflict()),
+                (None, None) => None,
+            };
+            let (atts, digests, att_ops) = self
+                .resolve_attachments(
+                    staging,
+                    &id,
+                    inc.attachments.as_ref(),
+                    parent.as_ref(),
+                    None,
+                    &meta,
+                )
+                .await?;
+            let mut body = Value::Object(inc.body.clone());
+            if let Some(a) = &atts {
+                body["_attachments"] = Value::Object(a.clone());
+            }
+            let rev = new_rev(
+                parent.as_ref(),
+                inc.deleted,
+                &Value::Object(inc.body.clone()),
+                &digests,
+            );
+            let mut path = vec![rev.clone()];
+            path.extend(parent.clone());
+            staging.bodies.insert((id.clone(), rev.clone()), body);
+            (rev, path, att_ops)
+        } else {
+            let path = match (&inc.revisions, &inc_rev) {
+                (Some(r), _) => r
+                    .path()
+                    .ok_or_else(|| CouchError::bad_request("Invalid _revisions"))?,
+                (None, Some(r)) => vec![r.clone()],
+                (None, None) => {
+                    return Err(CouchError::bad_request(
+                        "new_edits=false needs _rev or _revisions",
+                    ))
+                }
+            };
+            if let (Some(r), Some(first)) = (&inc_rev, path.first()) {
+                if r != first {
+                    return Err(CouchError::bad_request("_rev and _revisions disagree"));
+                }
+            }
+            let leaf = path[0].clone();
+            if meta.tree.contains(&leaf) {
+                // Already here: nothing to write, as CouchDB.
+                return Ok(WriteResult::Ok {
+                    id,
+                    rev: leaf.to_string(),
+                });
+            }
+            let (atts, _, att_ops) = self
+                .resolve_attachments(
+                    staging,
+                    &id,
+                    inc.attachments.as_ref(),
+                    None,
+                    Some(&path),
+                    &meta,
+                )
+                .await?;
+            let mut body = Value::Object(inc.body.clone());
+            if let Some(a) = &atts {
+                body["_attachments"] = Value::Object(a.clone());
+            }
+            staging.bodies.insert((id.clone(), leaf.clone()), body);
+            (leaf, path, att_ops)
+        };
+
+        let merged = meta.tree.merge(&path, inc.deleted);
+        if new_edits && merged == Merge::Known {
+            // The same edit again (same parent, same content): CouchDB calls it a conflict.
+            staging.bodies.remove(&(id.clone(), new_leaf.clone()));
+            return Err(CouchError::conflict());
+        }
+        meta.tree.stem(DEFAULT_REVS_LIMIT);
+        let new_leaves: BTreeSet<Rev> = meta.tree.leaves().into_iter().map(|(r, _)| r).collect();
+
+        // Bodies and attachments follow the leaves.
+        let mut ops = std::mem::take(&mut att_ops);
+        let body = staging
+            .bodies
+            .get(&(id.clone(), new_leaf.clone()))
+            .cloned()
+            .unwrap_or(Value::Null);
+        if new_leaves.contains(&new_leaf) {
+            ops.push(BatchOp::put(body_key(&id, &new_leaf), json_bytes(&body)));
+            meta.atts.insert(new_leaf.to_string(), digests_of(&body));
+        }
+        for gone in old_leaves.difference(&new_leaves) {
+            ops.push(BatchOp::del(body_key(&id, gone)));
+            meta.atts.remove(&gone.to_string());
+            staging.bodies.remove(&(id.clone(), gone.clone()));
+        }
+        let before: BTreeSet<&String> = old
+            .as_ref()
+            .map(|m| m.atts.values().flatten().collect())
+            .unwrap_or_default();
+        let after: BTreeSet<&String> = meta.atts.values().flatten().collect();
+        for d in before.difference(&after) {
+            ops.push(BatchOp::del(att_key(&id, d)));
+        }
+
+        // The change row moves to the new sequence.
+        counters.update_seq += 1;
+        if meta.seq > 0 {
+            ops.push(BatchOp::del(seq_key(meta.seq)));
+        }
+        meta.seq = counters.update_seq;
+        let (winner, winner_deleted) = meta
+            .tree
+            .winner()
+            .unwrap_or((new_leaf.clone(), inc.deleted));
+        let leaves: Vec<Value> = meta
+            .tree
+            .leaves()
+            .into_iter()
+            .map(|(r, d)| json!([r.to_string(), d]))
+            .collect();
+        let row = json!({"id": id, "rev": winner.to_string(), "deleted": winner_deleted, "leaves": leaves});
+        ops.push(BatchOp::put(seq_key(meta.seq), json_bytes(&row)));
+        ops.push(BatchOp::put(meta_key(&id), meta.to_bytes()));
+
+        match old_winner {
+            None => {}
+            Some((_, true)) => counters.doc_del_count -= 1,
+            Some((_, false)) => counters.doc_count -= 1,
+        }
+        if winner_deleted {
+            counters.doc_del_count += 1;
+        } else {
+            counters.doc_count += 1;
+        }
+        staging.ops.append(&mut ops);
+        staging.metas.insert(id.clone(), meta);
+        Ok(WriteResult::Ok {
+            id,
+            rev: new_leaf.to_string(),
+        })
+    }
+
+    /// Turns a document's `_attachments` into stored stubs, staging new data. Stubs are
+    /// resolved against the parent revision (new edits) or any stored revision on the path or
+    /// among the leaves (replication).
+    async fn resolve_attachments(
+        &self,
+        staging: &mut Staging,
+        id: &str,
+        atts: Option<&Map<String, Value>>,
+        parent: Option<&Rev>,
+        path: Option<&[Rev]>,
+        meta: &Meta,
+    ) -> Result<(Option<Map<String, Value>>, Vec<String>, Vec<BatchOp>)> {
+        let Some(atts) = atts else {
+            return Ok((None, Vec::new(), Vec::new()));
+        };
+        let mut ops = Vec::new();
+        let new_pos = match (parent, path) {
+            (Some(p), _) => p.pos + 1,
+            (None, Some(p)) => p.first().map_or(1, |r| r.pos),
+            (None, None) => 1,
+        };
+        // Where stubs may come from.
+        let mut sources: Vec<Rev> = Vec::new();
+        sources.extend(parent.cloned());
+        if let Some(p) = path {
+            sources.extend(p.iter().cloned());
+        }
+        sources.extend(meta.tree.leaves().into_iter().map(|(r, _)| r));
+        let mut out = Map::new();
+        let mut digests = Vec::new();
+        for (name, att) in atts {
+            let Value::Object(att) = att else {
+                return Err(CouchError::bad_request(format!(
+                    "attachment {name:?} must be an object"
+                )));
+            };
+            let stored = if att.get("stub").and_then(Value::as_bool) == Some(true) {
+                let mut found = None;
+                for rev in &sources {
+                    if let Some(body) = self.load_body(staging, id, rev).await? {
+                        if let Some(a) = body.get("_attachments").and_then(|a| a.get(name)) {
+                            found = Some(a.clone());
+                            break;
+                        }
+                    }
+                }
+                found.ok_or_else(|| {
+                    CouchError::missing_stub(format!("Invalid attachment stub in {id} for {name}"))
+                })?
+            } else if let Some(data) = att.get("data") {
+                let data = data
+                    .as_str()
+                    .and_then(|s| B64.decode(s).ok())
+                    .ok_or_else(|| {
+                        CouchError::bad_request(format!("Invalid attachment data for {name}"))
+                    })?;
+                let digest = md5_digest(&data);
+                let content_type = att
+                    .get("content_type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("application/octet-stream");
+                let revpos = match path {
+                    Some(_) => att.get("revpos").and_then(Value::as_u64).unwrap_or(new_pos),
+                    None => new_pos,
+                };
+                ops.push(BatchOp::put(
+                    att_key(id, &digest),
+                    Bytes::from(data.clone()),
+                ));
+                json!({"content_type": content_type, "digest": digest, "length": data.len(), "revpos": revpos, "stub": true})
+            } else if att.get("follows").and_then(Value::as_bool) == Some(true) {
+                return Err(CouchError::bad_request(
+                    "attachments that follow in multipart bodies are not supported; send them inline as base64",
+                ));
+            } else {
+                return Err(CouchError::bad_request(format!(
+                    "attachment {name:?} has neither data nor stub"
+                )));
+            };
+            if let Some(d) = stored.get("digest").and_then(Value::as_str) {
+                digests.push(d.to_owned());
+            }
+            out.insert(name.clone(), stored);
+        }
+        Ok((Some(out), digests, ops))
+    }
+
+    // ---- reads ----
+
+    async fn meta(&self, id: &str) -> Result<Option<Meta>> {
+        self.check_live()?;
+        match self.inner.meta.get(id).await? {
+            Some(raw) => Ok(Some(Meta::from_bytes(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn body(&self, id: &str, rev: &Rev) -> Result<Option<Value>> {
+        let key = [id.as_bytes(), &[0], rev.to_string().as_bytes()].concat();
+        match self.inner.bodies.get(key).await? {
+            Some(raw) => Ok(Some(parse_json(&raw)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The document as a client reads it.
+    async fn render(
+        &self,
+        id: &str,
+        rev: &Rev,
+        meta: &Meta,
+        body: Value,
+        opts: &DocOptions,
+    ) -> Result<Value> {
+        let deleted = meta.tree.is_deleted(rev).unwrap_or(false);
+        let mut out = Map::new();
+        out.insert("_id".into(), Value::String(id.to_owned()));
+        out.insert("_rev".into(), Value::String(rev.to_string()));
+        let Value::Object(mut body) = body else {
+            return Err(CouchError::internal("corrupt body"));
+        };
+        let atts = body.remove("_attachments");
+        out.extend(body);
+        if deleted {
+            out.insert("_deleted".into(), Value::Bool(true));
+        }
+        if let Some(Value::Object(atts)) = atts {
+            let since_pos = opts
+                .atts_since
+                .iter()
+                .filter(|r| meta.tree.contains(r))
+                .map(|r| r.pos)
+                .max();
+            let mut rendered = Map::new();
+            for (name, mut att) in atts {
+                let revpos = att.get("revpos").and_then(Value::as_u64).unwrap_or(0);
+                let inline = opts.attachments || since_pos.is_some_and(|p| revpos > p);
+                if inline {
+                    let digest = att
+                        .get("digest")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    let data = self
+                        .inner
+                        .atts
+                        .get([id.as_bytes(), &[0], digest.as_bytes()].concat())
+                        .await?
+                        .ok_or_else(|| CouchError::internal(format!("attachment {name} lost")))?;
+                    if let Value::Object(a) = &mut att {
+                        a.remove("stub");
+                        a.insert("data".into(), Value::String(B64.encode(&data)));
+                    }
+                }
+                rendered.insert(name, att);
+            }
+            out.insert("_attachments".into(), Value::Object(rendered));
+        }
+        if opts.revs {
+            out.insert(
+                "_revisions".into(),
+                serde_json::to_value(meta.tree.revisions(rev)).unwrap_or(Value::Null),
+            );
+        }
+        if opts.revs_info {
+            let mut info = Vec::new();
+            for r in meta.tree.path_to(rev) {
+                let status = if meta.tree.is_deleted(&r) == Some(true) {
+                    "deleted"
+                } else if meta.tree.is_leaf(&r) {
+                    "available"
+                } else {
+                    "missing"
+                };
+                info.push(json!({"rev": r.to_string(), "status": status}));
+            }
+            out.insert("_revs_info".into(), Value::Array(info));
+        }
+        if opts.conflicts {
+            let c = meta.tree.conflicts();
+            if !c.is_empty() {
+                out.insert(
+                    "_conflicts".into(),
+                    json!(c.iter().map(Rev::to_string).collect::<Vec<_>>()),
+                );
+            }
+        }
+        if opts.deleted_conflicts {
+            let c = meta.tree.deleted_conflicts();
+            if !c.is_empty() {
+                out.insert(
+                    "_deleted_conflicts".into(),
+                    json!(c.iter().map(Rev::to_string).collect::<Vec<_>>()),
+                );
+            }
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// `GET /db/doc`: the winner, or the revision asked for.
+    pub async fn get(&self, id: &str, opts: &DocOptions) -> Result<Value> {
+        let meta = self.meta(id).await?.ok_or_else(CouchError::missing)?;
+        let rev = match &opts.rev {
+            Some(r) => {
+                if !meta.tree.contains(r) {
+                    return Err(CouchError::missing());
+                }
+                r.clone()
+            }
+            None => {
+                let (w, deleted) = meta.tree.winner().ok_or_else(CouchError::missing)?;
+                if deleted {
+                    return Err(CouchError::deleted());
+                }
+                w
+            }
+        };
+        let body = self.body(id, &rev).await?.ok_or_else(CouchError::missing)?;
+        self.render(id, &rev, &meta, body, opts).await
+    }
+
+    /// `open_revs`: for each revision, `{"ok": doc}` or `{"missing": rev}`.
+    pub async fn open_revs(
+        &self,
+        id: &str,
+        which: &OpenRevs,
+        opts: &DocOptions,
+    ) -> Result<Vec<Value>> {
+        let meta = self.meta(id).await?;
+        let Some(meta) = meta else {
+            return match which {
+                OpenRevs::All => Err(CouchError::missing()),
+                OpenRevs::Some(revs) => Ok(revs
+                    .iter()
+                    .map(|r| json!({"missing": r.to_string()}))
+                    .collect()),
+            };
+        };
+        let wanted: Vec<Rev> = match which {
+            OpenRevs::All => meta.tree.leaves().into_iter().map(|(r, _)| r).collect(),
+            OpenRevs::Some(revs) => revs.clone(),
+        };
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for rev in wanted {
+            let revs = if opts.latest && meta.tree.contains(&rev) && !meta.tree.is_leaf(&rev) {
+                meta.tree.leaves_under(&rev)
+            } else {
+                vec![rev.clone()]
+            };
+            for r in revs {
+                if !seen.insert(r.clone()) {
+                    continue;
+                }
+                match self.body(id, &r).await? {
+                    Some(body) if meta.tree.contains(&r) => {
+                        out.push(json!({"ok": self.render(id, &r, &meta, body, opts).await?}));
+                    }
+                    _ => out.push(json!({"missing": r.to_string()})),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `_bulk_get`: one result per requested document, errors inline.
+    pub async fn bulk_get(&self, items: &[BulkGetItem], opts: &DocOptions) -> Result<Vec<Value>> {
+        let mut results = Vec::with_capacity(items.len());
+        for item in items {
+            let mut o = opts.clone();
+            o.atts_since = item.atts_since.clone();
+            let docs = match &item.rev {
+                Some(rev) => self
+                    .open_revs(&item.id, &OpenRevs::Some(vec![rev.clone()]), &o)
+                    .await?
+                    .into_iter()
+                    .map(|v| match v.get("missing") {
+                        Some(r) => json!({"error": {"id": item.id, "rev": r, "error": "not_found", "reason": "missing"}}),
+                        None => v,
+                    })
+                    .collect(),
+                None => match self.get(&item.id, &o).await {
+                    Ok(doc) => vec![json!({"ok": doc})],
+                    Err(e) => vec![json!({"error": {"id": item.id, "rev": Value::Null, "error": e.error, "reason": e.reason}})],
+                },
+            };
+            results.push(json!({"id": item.id, "docs": docs}));
+        }
+        Ok(results)
+    }
+
+    /// `_revs_diff`: per document, the revisions this database lacks.
+    pub async fn revs_diff(&self, req: &Map<String, Value>) -> Result<Map<String, Value>> {
+        let mut out = Map::new();
+        for (id, revs) in req {
+            let Some(list) = revs.as_array() else {
+                return Err(CouchError::bad_request("_revs_diff takes {id: [revs]}"));
+            };
+            let strings: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
+            let meta = self.meta(id).await?.unwrap_or_default();
+            let parsed: Vec<Rev> = strings.iter().filter_map(|s| Rev::parse(s)).collect();
+            let (missing, ancestors) = meta.tree.revs_diff(&parsed);
+            // A revision id we cannot even parse is one we do not have.
+            let mut missing: Vec<String> = missing.iter().map(Rev::to_string).collect();
+            missing.extend(
+                strings
+                    .iter()
+                    .filter(|s| Rev::parse(s).is_none())
+                    .map(|s| s.to_string()),
+            );
+            if missing.is_empty() {
+                continue;
+            }
+            let mut entry = Map::new();
+            entry.insert("missing".into(), json!(missing));
+            if !ancestors.is_empty() {
+                entry.insert(
+                    "possible_ancestors".into(),
+                    json!(ancestors.iter().map(Rev::to_string).collect::<Vec<_>>()),
+                );
+            }
+            out.insert(id.clone(), Value::Object(entry));
+        }
+        Ok(out)
+    }
+
+    /// `_all_docs`: live documents in id order (byte order), or the ones named by `keys`.
+    pub async fn all_docs(&self, opts: &AllDocsOptions) -> Result<Value> {
+        self.check_live()?;
+        let info = self.info().await?;
+        let doc_opts = DocOptions {
+            conflicts: opts.conflicts,
+            ..DocOptions::default()
+        };
+        let mut rows = Vec::new();
+        if let Some(keys) = &opts.keys {
+            let mut skipped = 0;
+            for key in keys {
+                if opts.limit.is_some_and(|l| rows.len() >= l) {
+                    break;
+                }
+                let row = match self.meta(key).await? {
+                    None => json!({"key": key, "error": "not_found"}),
+                    Some(meta) => {
+                        let Some((rev, deleted)) = meta.tree.winner() else {
+                            continue;
+                        };
+                        let mut row =
+                            json!({"id": key, "key": key, "value": {"rev": rev.to_string()}});
+                        if deleted {
+                            row["value"]["deleted"] = Value::Bool(true);
+                            if opts.include_docs {
+                                row["doc"] = Value::Null;
+                            }
+                        } else if opts.include_docs {
+                            if let Some(body) = self.body(key, &rev).await? {
+                                row["doc"] = self.render(key, &rev, &meta, body, &doc_opts).await?;
+                            }
+                        }
+                        row
+                    }
+                };
+                if skipped < opts.skip {
+                    skipped += 1;
+                    continue;
+                }
+                rows.push(row);
+            }
+            return Ok(json!({"total_rows": info.doc_count, "offset": opts.skip, "rows": rows}));
+        }
+        let mut range = RangeOptions {
+            reverse: opts.descending,
+            ..RangeOptions::default()
+        };
+        // startkey/endkey follow the direction of iteration.
+        let (low, high) = if opts.descending {
+            (opts.end.clone(), opts.start.clone())
+        } else {
+            (opts.start.clone(), opts.end.clone())
+        };
+        let end_inclusive = opts.inclusive_end;
+        if let Some(l) = low {
+            if opts.descending && !end_inclusive {
+                range.gt = Some(l.into_bytes());
+            } else {
+                range.gte = Some(l.into_bytes());
+            }
+        }
+        if let Some(h) = high {
+            if !opts.descending && !end_inclusive {
+                range.lt = Some(h.into_bytes());
+            } else {
+                range.lte = Some(h.into_bytes());
+            }
+        }
+        let mut it = self.inner.meta.iterator(range)?;
+        let mut skipped = 0;
+        while let Some((k, raw)) = it.next().await? {
+            if opts.limit.is_some_and(|l| rows.len() >= l) {
+                break;
+            }
+            let meta = Meta::from_bytes(&raw)?;
+            let Some((rev, false)) = meta.tree.winner() else {
+                continue;
+            };
+            if skipped < opts.skip {
+                skipped += 1;
+                continue;
+            }
+            let id = String::from_utf8_lossy(&k).into_owned();
+            let mut row = json!({"id": id, "key": id, "value": {"rev": rev.to_string()}});
+            if opts.include_docs {
+                if let Some(body) = self.body(&id, &rev).await? {
+                    row["doc"] = self.render(&id, &rev, &meta, body, &doc_opts).await?;
+                }
+            }
+            rows.push(row);
+        }
+        Ok(json!({"total_rows": info.doc_count, "offset": opts.skip, "rows": rows}))
+    }
+
+    /// One page of `_changes`.
+    pub async fn changes(&self, opts: &ChangesOptions) -> Result<ChangesPage> {
+        self.check_live()?;
+        let update_seq = self.update_seq().await?;
+        let mut range = RangeOptions {
+            reverse: opts.descending,
+            ..RangeOptions::default()
+        };
+        if opts.since > 0 {
+            range.gt = Some(opts.since.to_be_bytes().to_vec());
+        }
+        let mut it = self.inner.seqs.iterator(range)?;
+        let mut results = Vec::new();
+        let mut last_seq = opts.since;
+        let doc_opts = DocOptions {
+            conflicts: opts.conflicts,
+            ..DocOptions::default()
+        };
+        while let Some((k, raw)) = it.next().await? {
+            if opts.limit.is_some_and(|l| results.len() >= l) {
+                break;
+            }
+            let seq = u64::from_be_bytes(
+                k.as_slice()
+                    .try_into()
+                    .map_err(|_| CouchError::internal("corrupt sequence key"))?,
+            );
+            last_seq = seq;
+            let row: Value = parse_json(&raw)?;
+            let id = row["id"].as_str().unwrap_or_default().to_owned();
+            if opts.doc_ids.as_ref().is_some_and(|ids| !ids.contains(&id)) {
+                continue;
+            }
+            let winner = row["rev"].as_str().unwrap_or_default().to_owned();
+            let mut changes = vec![json!({"rev": winner})];
+            if opts.all_docs {
+                if let Some(leaves) = row["leaves"].as_array() {
+                    for l in leaves {
+                        if let Some(r) = l[0].as_str() {
+                            if r != winner {
+                                changes.push(json!({"rev": r}));
+                            }
+                        }
+                    }
+                }
+            }
+            let mut out = json!({"seq": seq, "id": id, "changes": changes});
+            let deleted = row["deleted"].as_bool().unwrap_or(false);
+            if deleted {
+                out["deleted"] = Value::Bool(true);
+            }
+            if opts.include_docs {
+                let rev = Rev::parse(&winner)
+                    .ok_or_else(|| CouchError::internal("corrupt change row"))?;
+                out["doc"] = match (self.meta(&id).await?, self.body(&id, &rev).await?) {
+                    (Some(meta), Some(body)) => {
+                        self.render(&id, &rev, &meta, body, &doc_opts).await?
+                    }
+                    _ => Value::Null,
+                };
+            }
+            results.push(out);
+        }
+        let pending = if opts.descending {
+            0
+        } else {
+            update_seq.saturating_sub(last_seq)
+        };
+        Ok(ChangesPage {
+            results,
+            last_seq,
+            pending,
+        })
+    }
+
+    // ---- attachments ----
+
+    pub async fn get_attachment(
+        &self,
+        id: &str,
+        name: &str,
+        rev: Option<&Rev>,
+    ) -> Result<AttachmentData> {
+        let meta = self.meta(id).await?.ok_or_else(CouchError::missing)?;
+        let rev = match rev {
+            Some(r) => r.clone(),
+            None => match meta.tree.winner() {
+                Some((w, false)) => w,
+                _ => return Err(CouchError::missing()),
+            },
+        };
+        let body = self.body(id, &rev).await?.ok_or_else(CouchError::missing)?;
+        let att = body
+            .get("_attachments")
+            .and_then(|a| a.get(name))
+            .ok_or_else(|| CouchError::not_found("Document is missing attachment"))?;
+        let digest = att["digest"].as_str().unwrap_or_default().to_owned();
+        let data = self
+            .inner
+            .atts
+            .get([id.as_bytes(), &[0], digest.as_bytes()].concat())
+            .await?
+            .ok_or_else(|| CouchError::internal("attachment data lost"))?;
+        Ok(AttachmentData {
+            content_type: att["content_type"]
+                .as_str()
+                .unwrap_or("application/octet-stream")
+                .to_owned(),
+            digest,
+            data,
+        })
+    }
+
+    /// Adds or replaces one attachment (`data: Some`) or removes it (`None`), as a new revision.
+    pub async fn update_attachment(
+        &self,
+        id: &str,
+        name: &str,
+        rev: Option<Rev>,
+        data: Option<(String, Bytes)>,
+    ) -> Result<WriteResult> {
+        check_doc_id(id)?;
+        let mut doc = match &rev {
+            Some(r) => {
+                let meta = self.meta(id).await?.ok_or_else(CouchError::conflict)?;
+                if !meta.tree.is_leaf(r) {
+                    return Err(CouchError::conflict());
+                }
+                let body = self.body(id, r).await?.ok_or_else(CouchError::conflict)?;
+                let mut doc = self
+                    .render(id, r, &meta, body, &DocOptions::default())
+                    .await?;
+                doc.as_object_mut().map(|m| m.remove("_deleted"));
+                doc
+            }
+            None => {
+                if data.is_none() {
+                    return Err(CouchError::conflict());
+                }
+                json!({"_id": id})
+            }
+        };
+        let atts = doc
+            .as_object_mut()
+            .ok_or_else(|| CouchError::internal("corrupt body"))?
+            .entry("_attachments")
+            .or_insert_with(|| json!({}));
+        match data {
+            Some((content_type, bytes)) => {
+                atts[name] = json!({"content_type": content_type, "data": B64.encode(&bytes)});
+            }
+            None => {
+                if atts.as_object_mut().and_then(|a| a.remove(name)).is_none() {
+                    return Err(CouchError::not_found("Document is missing attachment"));
+                }
+            }
+        }
+        let mut res = self.bulk_docs(vec![doc], true).await?;
+        match res.pop() {
+            Some(WriteResult::Err { error, .. }) => Err(error),
+            Some(ok) => Ok(ok),
+            None => Err(CouchError::internal("no result")),
+        }
+    }
+
+    // ---- _local documents ----
+
+    pub async fn get_local(&self, id: &str) -> Result<Value> {
+        self.check_live()?;
+        let raw = self
+            .inner
+            .locals
+            .get(id)
+            .await?
+            .ok_or_else(CouchError::missing)?;
+        let mut doc = parse_json(&raw)?;
+        doc["_id"] = Value::String(format!("_local/{id}"));
+        Ok(doc)
+    }
+
+    /// Writes (or, with `deleted`, removes) a local document; returns its new `0-N` revision.
+    pub async fn put_local(&self, id: &str, doc: Value) -> Result<String> {
+        let inc = take_incoming(doc, String::new)?;
+        let _w = self.inner.writer.lock().await;
+        self.check_live()?;
+        let mut staging = Staging::default();
+        let rev = self
+            .put_local_in(&mut staging, id, inc.rev_raw.clone(), inc.body, inc.deleted)
+            .await?;
+        self.inner.store.batch(staging.ops).await?;
+        Ok(rev)
+    }
+
+    async fn put_local_in(
+        &self,
+        staging: &mut Staging,
+        id: &str,
+        rev: Option<String>,
+        body: Map<String, Value>,
+        deleted: bool,
+    ) -> Result<String> {
+        if id.is_empty() {
+            return Err(CouchError::bad_request("Document id must not be empty"));
+        }
+        let current = match self.inner.locals.get(id).await? {
+            Some(raw) => parse_json(&raw)?["_rev"].as_str().map(str::to_owned),
+            None => None,
+        };
+        if current.is_some() && rev != current {
+            return Err(CouchError::conflict());
+        }
+        if deleted {
+            if current.is_none() {
+                return Err(CouchError::missing());
+            }
+            staging.ops.push(BatchOp::del(local_key(id)));
+            return Ok("0-0".into());
+        }
+        let n = current
+            .as_deref()
+            .and_then(|r| r.strip_prefix("0-"))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        let new_rev = format!("0-{}", n + 1);
+        let mut stored = Value::Object(body);
+        stored["_rev"] = Value::String(new_rev.clone());
+        staging
+            .ops
+            .push(BatchOp::put(local_key(id), json_bytes(&stored)));
+        Ok(new_rev)
+    }
+}
+
+impl Incoming {
+    fn rev(&self) -> Result<Option<Rev>> {
+        match &self.rev_raw {
+            Some(s) => Rev::parse(s)
+                .map(Some)
+                .ok_or_else(|| CouchError::bad_request("Invalid rev format")),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The attachment digests a stored body refers to.
+fn digests_of(body: &Value) -> Vec<String> {
+    body.get("_attachments")
+        .and_then(Value::as_object)
+        .map(|a| {
+            a.values()
+                .filter_map(|v| v.get("digest").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
