@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as README.md gives it and CI runs it. It installs what the tests need
-# (toolchain components, the wasm32 target) and then runs, in order: formatting, clippy, the
-# edge-ready (wasm32) build of the core, and every test of the workspace.
+# (toolchain components, the wasm32 target, the Node packages of the client tests) and then
+# runs, in order: formatting, clippy, the edge-ready (wasm32) build of the core, every Rust test
+# of the workspace, and the real-client tests (PouchDB from npm against the built server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,3 +29,8 @@ cargo check --target wasm32-unknown-unknown --no-default-features -p couchkv
 
 step "cargo test --workspace --all-features"
 cargo test --workspace --all-features
+
+step "client tests: PouchDB from npm against couchkv (tests/js)"
+cargo build --bin couchkv
+(cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/js && COUCHKV_BIN="$PWD/../../target/debug/couchkv" node --test --test-concurrency=1)

@@ -39,6 +39,14 @@ pub struct ServeArgs {
     /// Seconds between sweeps of expired keys.
     #[arg(long, env = "COUCHKV_SWEEP_INTERVAL", default_value_t = 60)]
     pub sweep_interval: u64,
+
+    /// Origins browsers may call the API from, comma-separated (`*` for any). None by default.
+    #[arg(long, env = "COUCHKV_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// The largest request body accepted, in bytes (413 beyond it).
+    #[arg(long, env = "COUCHKV_MAX_BODY_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_body_bytes: usize,
 }
 
 /// Which backend to open.

@@ -29,11 +29,12 @@ async fn main() -> ExitCode {
 async fn serve(args: couchkv::cli::ServeArgs) -> Result<(), server::ServerError> {
     let store = server::open_store(&args)?;
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    server::run(
-        listener,
-        store,
-        Duration::from_secs(args.sweep_interval),
-        server::shutdown_signal(),
-    )
-    .await
+    let config = server::RunConfig {
+        sweep_interval: Duration::from_secs(args.sweep_interval),
+        http: couchkv::http::HttpConfig {
+            cors_origins: args.cors_origins.clone(),
+            max_body_bytes: args.max_body_bytes,
+        },
+    };
+    server::run(listener, store, config, server::shutdown_signal()).await
 }

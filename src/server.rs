@@ -10,12 +10,23 @@ use tokio::net::TcpListener;
 
 use crate::cli::{ServeArgs, StoreSpec};
 use crate::clock::{Clock, IdSource};
-use crate::http::{app, AppState};
+use crate::couch::Couch;
+use crate::http::{app, AppState, HttpConfig};
 use crate::kv::Kv;
+use crate::level::{KvLevel, LevelDb};
 
 /// The namespace couchkv keeps its own state in. User namespaces have 32-hex-digit ids, so
 /// this id cannot collide with one.
 pub const SYSTEM_NAMESPACE: &str = "_couchkv_system";
+/// The namespace the CouchDB databases live in.
+pub const COUCH_NAMESPACE: &str = "_couchkv_couch";
+
+/// What `run` needs beyond the listener and the store.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub sweep_interval: Duration,
+    pub http: HttpConfig,
+}
 const UUID_KEY: &str = "server_uuid";
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +37,10 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("the {0} backend is not part of this build yet")]
     UnavailableStore(String),
+    #[error("level: {0}")]
+    Level(#[from] crate::level::LevelError),
+    #[error("couch: {0}")]
+    Couch(#[from] crate::couch::CouchError),
 }
 
 /// The system clock, outside the core.
@@ -64,13 +79,7 @@ pub fn open_store(args: &ServeArgs) -> Result<DynStore, ServerError> {
 
 /// The server's uuid, made once and kept in the store.
 pub async fn server_uuid(store: &dyn Store, ids: &dyn IdSource) -> Result<String, StoreError> {
-    match store
-        .create_namespace(SYSTEM_NAMESPACE, SYSTEM_NAMESPACE)
-        .await
-    {
-        Ok(_) | Err(StoreError::NamespaceIdTaken(_)) => {}
-        Err(e) => return Err(e),
-    }
+    system_namespace(store, SYSTEM_NAMESPACE).await?;
     if let Some(rec) = store.get(SYSTEM_NAMESPACE, UUID_KEY).await? {
         if let Ok(s) = std::str::from_utf8(&rec.value) {
             return Ok(s.to_owned());
@@ -93,22 +102,40 @@ pub async fn server_uuid(store: &dyn Store, ids: &dyn IdSource) -> Result<String
     }
 }
 
+/// Opens (making it the first time) the namespace a system part of couchkv keeps its data in.
+async fn system_namespace(store: &dyn Store, id: &str) -> Result<(), StoreError> {
+    match store.create_namespace(id, id).await {
+        Ok(_) | Err(StoreError::NamespaceIdTaken(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The CouchDB layer: a level database on its own KV namespace.
+pub async fn open_couch(kv: &Kv) -> Result<Couch, ServerError> {
+    system_namespace(kv.store().as_ref(), COUCH_NAMESPACE).await?;
+    let level = KvLevel::new(kv.namespace(COUCH_NAMESPACE), "");
+    let db = LevelDb::opened(level).await?;
+    Ok(Couch::new(db, Arc::new(UuidIds))?)
+}
+
 /// Serves until `shutdown` resolves, then closes the store.
 pub async fn run(
     listener: TcpListener,
     store: DynStore,
-    sweep_interval: Duration,
+    config: RunConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let kv = Kv::new(store.clone(), Arc::new(SystemClock), Arc::new(UuidIds));
     let uuid = server_uuid(store.as_ref(), &UuidIds).await?;
-    let sweeper = tokio::spawn(sweep_forever(kv.clone(), sweep_interval));
+    let couch = Arc::new(open_couch(&kv).await?);
+    let sweeper = tokio::spawn(sweep_forever(kv.clone(), config.sweep_interval));
     let state = AppState {
         kv,
+        couch,
         uuid: uuid.into(),
     };
     tracing::info!(addr = %listener.local_addr()?, "couchkv listening");
-    let served = axum::serve(listener, app(state))
+    let served = axum::serve(listener, app(state, &config.http))
         .with_graceful_shutdown(shutdown)
         .await;
     sweeper.abort();

@@ -110,10 +110,19 @@ async fn welcome_up_and_uuid_across_restarts() {
     assert_eq!(uuid.len(), 32);
     let (status, up) = server.get_json("/_up").await;
     assert_eq!((status, up["status"].as_str()), (200, Some("ok")));
-    let (status, missing) = server.get_json("/_no_such_route").await;
+    let (status, missing) = server.get_json("/nodb").await;
     assert_eq!(
-        (status, missing["error"].as_str()),
-        (404, Some("not_found"))
+        (
+            status,
+            missing["error"].as_str(),
+            missing["reason"].as_str()
+        ),
+        (404, Some("not_found"), Some("Database does not exist."))
+    );
+    let (status, bad) = server.get_json("/_no_such_route").await;
+    assert_eq!(
+        (status, bad["error"].as_str()),
+        (400, Some("illegal_database_name"))
     );
 
     let (exit, logs) = server.stop();

@@ -1,49 +1,98 @@
 //! The HTTP API. Handlers are thin: extract, call the core, shape the answer. Errors become
-//! responses here and nowhere else.
+//! responses in `error.rs` and nowhere else.
+
+mod changes;
+mod couch_api;
+pub mod error;
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::couch::{Couch, CouchError};
 use crate::kv::Kv;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub kv: Kv,
+    pub couch: Arc<Couch>,
     /// The server's identity, stable across restarts (replication checkpoints depend on it).
     pub uuid: Arc<str>,
 }
 
-pub fn app(state: AppState) -> Router {
-    Router::new()
+/// How the HTTP layer behaves.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Origins browsers may call from (`*` for any); empty for no CORS.
+    pub cors_origins: Vec<String>,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            cors_origins: Vec::new(),
+            max_body_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+pub fn app(state: AppState, config: &HttpConfig) -> Router {
+    let router = Router::new()
         .route("/", get(welcome))
         .route("/_up", get(up))
+        .merge(couch_api::routes())
         .fallback(not_found)
-        .with_state(state)
-}
-
-/// An error in CouchDB's shape: `{"error", "reason"}` with its status.
-#[derive(Debug)]
-pub struct CouchError {
-    pub status: StatusCode,
-    pub error: &'static str,
-    pub reason: String,
-}
-
-impl IntoResponse for CouchError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": self.error, "reason": self.reason})),
-        )
-            .into_response()
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        // Requests at debug level (`RUST_LOG=tower_http=debug`); no bodies, no headers.
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state);
+    match cors(config) {
+        Some(layer) => router.layer(layer),
+        None => router,
     }
+}
+
+/// CORS for browser clients: the allowed origins are echoed back, with credentials.
+fn cors(config: &HttpConfig) -> Option<CorsLayer> {
+    if config.cors_origins.is_empty() {
+        return None;
+    }
+    let any = config.cors_origins.iter().any(|o| o == "*");
+    let allowed: Vec<HeaderValue> = config
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let origin = AllowOrigin::predicate(move |o: &HeaderValue, _| any || allowed.contains(o));
+    Some(
+        CorsLayer::new()
+            .allow_origin(origin)
+            .allow_credentials(true)
+            .allow_methods([
+                Method::GET,
+                Method::PUT,
+                Method::POST,
+                Method::HEAD,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::ACCEPT,
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::ORIGIN,
+                header::REFERER,
+                HeaderName::from_static("last-event-id"),
+            ])
+            .expose_headers([header::ETAG, header::CONTENT_TYPE]),
+    )
 }
 
 async fn welcome(State(state): State<AppState>) -> Json<serde_json::Value> {
@@ -61,9 +110,5 @@ async fn up() -> Json<serde_json::Value> {
 }
 
 async fn not_found() -> CouchError {
-    CouchError {
-        status: StatusCode::NOT_FOUND,
-        error: "not_found",
-        reason: "missing".into(),
-    }
+    CouchError::not_found("missing")
 }

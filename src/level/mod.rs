@@ -219,12 +219,14 @@ pub type KeyStream = futures::stream::BoxStream<'static, Result<Vec<u8>>>;
 #[cfg(target_arch = "wasm32")]
 pub type KeyStream = futures::stream::LocalBoxStream<'static, Result<Vec<u8>>>;
 
+#[cfg(not(target_arch = "wasm32"))]
 fn boxed_keys(s: impl futures::Stream<Item = Result<Vec<u8>>> + Send + 'static) -> KeyStream {
-    use futures::StreamExt;
-    #[cfg(not(target_arch = "wasm32"))]
-    return s.boxed();
-    #[cfg(target_arch = "wasm32")]
-    return s.boxed_local();
+    futures::StreamExt::boxed(s)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn boxed_keys(s: impl futures::Stream<Item = Result<Vec<u8>>> + 'static) -> KeyStream {
+    futures::StreamExt::boxed_local(s)
 }
 
 /// The clear any implementation can do: read the keys a page at a time, delete them in batches.

@@ -1,0 +1,325 @@
+//! `_changes` in all four feeds. Live feeds subscribe to the database's watch before they read,
+//! so no commit falls between the read and the wait; they wake on the store's notification, not
+//! by polling. Heartbeats and timeouts are timers here, in the server layer. A client that goes
+//! away drops the response body, and with it the subscription.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use futures::{FutureExt, Stream, StreamExt};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::couch_api::doc_ids_filter;
+use super::error::{CouchPath, JsonBody, Params};
+use super::AppState;
+use crate::couch::{ChangesOptions, CouchError, Db};
+use crate::level::KeyStream;
+
+/// CouchDB's default `changes_timeout` and heartbeat interval.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+const EVENTSOURCE_HEARTBEAT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    Normal,
+    Longpoll,
+    Continuous,
+    EventSource,
+}
+
+pub async fn changes_get(
+    State(state): State<AppState>,
+    CouchPath(name): CouchPath<String>,
+    p: Params,
+    headers: HeaderMap,
+) -> Result<Response, CouchError> {
+    changes(state, name, p, headers, None).await
+}
+
+pub async fn changes_post(
+    State(state): State<AppState>,
+    CouchPath(name): CouchPath<String>,
+    p: Params,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, CouchError> {
+    changes(state, name, p, headers, Some(body)).await
+}
+
+fn parse_since(s: &str, update_seq: u64) -> Result<u64, CouchError> {
+    if s == "now" {
+        return Ok(update_seq);
+    }
+    // Seqs we hand out are numbers; accept them quoted too (`"12"`), as clients echo them.
+    s.trim_matches('"')
+        .parse::<u64>()
+        .map_err(|_| CouchError::bad_request("Malformed sequence supplied in 'since' parameter."))
+}
+
+async fn changes(
+    state: AppState,
+    name: String,
+    p: Params,
+    headers: HeaderMap,
+    body: Option<Value>,
+) -> Result<Response, CouchError> {
+    let db = state.couch.db(&name).await?;
+    let feed = match p.get("feed").unwrap_or("normal") {
+        "normal" => Feed::Normal,
+        "longpoll" => Feed::Longpoll,
+        "continuous" => Feed::Continuous,
+        "eventsource" => Feed::EventSource,
+        other => return Err(CouchError::bad_request(format!("Invalid feed: {other}"))),
+    };
+    let update_seq = db.update_seq().await?;
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| p.get("last-event-id").map(str::to_owned));
+    let since = match (feed, last_event_id) {
+        (Feed::EventSource, Some(id)) => parse_since(&id, update_seq)?,
+        _ => match p.get("since") {
+            Some(s) => parse_since(s, update_seq)?,
+            None => 0,
+        },
+    };
+    let style = p.get("style").unwrap_or("main_only");
+    if style != "main_only" && style != "all_docs" {
+        return Err(CouchError::bad_request(
+            "style must be main_only or all_docs",
+        ));
+    }
+    let opts = ChangesOptions {
+        since,
+        limit: p.number("limit")?.map(|l| l as usize),
+        descending: p.flag("descending")?,
+        include_docs: p.flag("include_docs")?,
+        all_docs: style == "all_docs",
+        conflicts: p.flag("conflicts")?,
+        doc_ids: doc_ids_filter(&p, body.as_ref())?,
+    };
+    let asked_heartbeat = match p.get("heartbeat") {
+        None => None,
+        Some("true") => Some(DEFAULT_TIMEOUT),
+        Some(_) => Some(Duration::from_millis(
+            p.number("heartbeat")?.unwrap_or(0).max(1),
+        )),
+    };
+    // An event stream beats every 10 s by default (browsers and proxies drop silent streams),
+    // and still ends at the timeout unless a heartbeat was asked for.
+    let heartbeat = match (asked_heartbeat, feed) {
+        (Some(h), _) => Some(h),
+        (None, Feed::EventSource) => Some(EVENTSOURCE_HEARTBEAT),
+        (None, _) => None,
+    };
+    let timeout = match p.number("timeout")? {
+        Some(ms) => Duration::from_millis(ms),
+        None => DEFAULT_TIMEOUT,
+    };
+
+    if feed == Feed::Normal || opts.descending {
+        let page = db.changes(&opts).await?;
+        return Ok(Json(
+            json!({"results": page.results, "last_seq": page.last_seq, "pending": page.pending}),
+        )
+        .into_response());
+    }
+
+    // Subscribe first, then read: a commit between the two still wakes the feed.
+    let watch = db.watch().await?;
+    let first = db.changes(&opts).await?;
+    let live = Live {
+        db,
+        opts,
+        watch,
+        heartbeat,
+        // With a heartbeat asked for, the feed runs until the client leaves (CouchDB's rule).
+        deadline: asked_heartbeat.is_none().then(|| Instant::now() + timeout),
+        first: Some(first),
+        remaining_limit: p.number("limit")?.map(|l| l as usize),
+        done: false,
+        longpoll: feed == Feed::Longpoll,
+    };
+    let frames = live.frames();
+    let (content_type, body) = match feed {
+        Feed::Longpoll => ("application/json", render_longpoll(frames).boxed()),
+        Feed::Continuous => ("application/json", render_continuous(frames).boxed()),
+        _ => ("text/event-stream", render_eventsource(frames).boxed()),
+    };
+    let mut resp = Response::new(Body::from_stream(body));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(resp)
+}
+
+/// What a live feed emits.
+enum Frame {
+    Rows(Vec<Value>),
+    Heartbeat,
+    /// The feed ends, at this sequence.
+    End(u64),
+}
+
+struct Live {
+    db: Db,
+    opts: ChangesOptions,
+    watch: KeyStream,
+    heartbeat: Option<Duration>,
+    deadline: Option<Instant>,
+    first: Option<crate::couch::ChangesPage>,
+    remaining_limit: Option<usize>,
+    done: bool,
+    longpoll: bool,
+}
+
+impl Live {
+    fn frames(self) -> impl Stream<Item = Frame> + Send {
+        futures::stream::unfold(self, |mut live| async move {
+            if live.done {
+                return None;
+            }
+            let frame = live.step().await;
+            if matches!(frame, Frame::End(_)) {
+                live.done = true;
+            }
+            Some((frame, live))
+        })
+    }
+
+    /// Rows to emit from a page, or `None` to keep waiting.
+    fn take(&mut self, page: crate::couch::ChangesPage) -> Option<Frame> {
+        self.opts.since = page.last_seq;
+        if page.results.is_empty() {
+            return None;
+        }
+        if let Some(n) = &mut self.remaining_limit {
+            *n = n.saturating_sub(page.results.len());
+            self.opts.limit = Some(*n);
+        }
+        Some(Frame::Rows(page.results))
+    }
+
+    fn finished(&self) -> bool {
+        self.remaining_limit == Some(0)
+    }
+
+    async fn step(&mut self) -> Frame {
+        if let Some(page) = self.first.take() {
+            if let Some(rows) = self.take(page) {
+                return rows;
+            }
+        } else if self.longpoll || self.finished() {
+            // A longpoll answers once; a feed with a limit stops when it is reached.
+            return Frame::End(self.opts.since);
+        }
+        loop {
+            let now = Instant::now();
+            let beat = self.heartbeat.map(|h| now + h);
+            let wake = match (beat, self.deadline) {
+                (Some(b), Some(d)) => b.min(d),
+                (Some(b), None) => b,
+                (None, Some(d)) => d,
+                (None, None) => now + DEFAULT_TIMEOUT,
+            };
+            tokio::select! {
+                ev = self.watch.next() => {
+                    match ev {
+                        Some(Ok(_)) => {
+                            // Several commits may have landed: take them in one read.
+                            while let Some(Some(Ok(_))) = self.watch.next().now_or_never() {}
+                            match self.db.changes(&self.opts).await {
+                                Ok(page) => {
+                                    if let Some(rows) = self.take(page) {
+                                        return rows;
+                                    }
+                                }
+                                Err(_) => return Frame::End(self.opts.since),
+                            }
+                        }
+                        // The store ended the watch (it closed, or we fell behind): end cleanly.
+                        _ => return Frame::End(self.opts.since),
+                    }
+                }
+                _ = tokio::time::sleep_until(wake) => {
+                    if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Frame::End(self.opts.since);
+                    }
+                    return Frame::Heartbeat;
+                }
+            }
+        }
+    }
+}
+
+fn ok(b: impl Into<Bytes>) -> Result<Bytes, Infallible> {
+    Ok(b.into())
+}
+
+/// Heartbeat newlines while waiting, then one JSON answer.
+fn render_longpoll(
+    frames: impl Stream<Item = Frame> + Send,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
+    let mut rows = Vec::new();
+    frames.filter_map(move |f| {
+        let out = match f {
+            Frame::Heartbeat => Some(ok("\n")),
+            Frame::Rows(r) => {
+                rows.extend(r);
+                None
+            }
+            Frame::End(last_seq) => {
+                let body = json!({"results": std::mem::take(&mut rows), "last_seq": last_seq, "pending": 0});
+                Some(ok(format!("{body}\n")))
+            }
+        };
+        futures::future::ready(out)
+    })
+}
+
+/// One JSON row per line, heartbeats as empty lines, `{"last_seq"}` at the end.
+fn render_continuous(
+    frames: impl Stream<Item = Frame> + Send,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
+    frames.map(|f| match f {
+        Frame::Heartbeat => ok("\n"),
+        Frame::Rows(rows) => {
+            let mut s = String::new();
+            for r in rows {
+                s.push_str(&r.to_string());
+                s.push('\n');
+            }
+            ok(s)
+        }
+        Frame::End(last_seq) => ok(format!("{}\n", json!({"last_seq": last_seq}))),
+    })
+}
+
+/// CouchDB's event stream: `data: <row>` and `id: <seq>` per change, heartbeat events.
+fn render_eventsource(
+    frames: impl Stream<Item = Frame> + Send,
+) -> impl Stream<Item = Result<Bytes, Infallible>> + Send {
+    frames.filter_map(|f| {
+        let out = match f {
+            Frame::Heartbeat => Some(ok("event: heartbeat\ndata: \n\n")),
+            Frame::Rows(rows) => {
+                let mut s = String::new();
+                for r in rows {
+                    let seq = r["seq"].clone();
+                    s.push_str(&format!("data: {r}\nid: {seq}\n\n"));
+                }
+                Some(ok(s))
+            }
+            Frame::End(_) => None,
+        };
+        futures::future::ready(out)
+    })
+}

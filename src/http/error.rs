@@ -1,0 +1,122 @@
+//! Errors become HTTP here and nowhere else, and the extractors that reject bad input answer in
+//! CouchDB's shape too, so bad input looks the same on every route.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+
+use crate::couch::CouchError;
+
+impl IntoResponse for CouchError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!(error = self.error, reason = %self.reason, "request failed");
+        }
+        (
+            status,
+            Json(json!({"error": self.error, "reason": self.reason})),
+        )
+            .into_response()
+    }
+}
+
+/// Path parameters, percent-decoded; a malformed one is a CouchDB `bad_request`.
+pub struct CouchPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for CouchPath<T> {
+    type Rejection = CouchError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(CouchPath(v)),
+            Err(e) => Err(CouchError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// The query string as name → value (the last of repeated names wins). Never rejects.
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = CouchError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or_default();
+        Ok(Params(
+            form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
+        ))
+    }
+}
+
+impl Params {
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+
+    pub fn flag(&self, k: &str) -> Result<bool, CouchError> {
+        match self.get(k) {
+            None => Ok(false),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(v) => Err(CouchError::bad_request(format!(
+                "Invalid boolean parameter: {k}={v}"
+            ))),
+        }
+    }
+
+    pub fn number(&self, k: &str) -> Result<Option<u64>, CouchError> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+                CouchError::bad_request(format!(
+                    "Invalid value for {k}: must be a non-negative integer"
+                ))
+            }),
+        }
+    }
+
+    /// A parameter CouchDB takes as JSON (`startkey="a"`, `keys=[…]`, `open_revs=[…]`).
+    pub fn json(&self, k: &str) -> Result<Option<Value>, CouchError> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => serde_json::from_str(v).map(Some).map_err(|_| {
+                CouchError::bad_request(format!("Invalid JSON in query parameter {k}"))
+            }),
+        }
+    }
+}
+
+/// The raw body, within the configured size limit (413 beyond it).
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = CouchError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, state).await {
+            Ok(b) => Ok(RawBody(b)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(CouchError::too_large("the request entity is too large"))
+            }
+            Err(e) => Err(CouchError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// A JSON body; anything else is CouchDB's `bad_request`, "invalid UTF-8 JSON".
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = CouchError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawBody(bytes) = RawBody::from_request(req, state).await?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|_| CouchError::bad_request("invalid UTF-8 JSON"))
+    }
+}
