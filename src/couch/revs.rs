@@ -197,14 +197,21 @@ impl RevTree {
     }
 
     /// Forgets every revision more than `limit` steps from all leaves. Returns the forgotten.
+    /// As CouchDB stems (each leaf's path cut to `limit`, the paths merged again), a link
+    /// between two kept revisions survives only where one leaf's window holds both.
     pub fn stem(&mut self, limit: usize) -> Vec<Rev> {
         let limit = limit.max(1);
         let mut keep = BTreeSet::new();
+        let mut links = BTreeSet::new();
         for (leaf, _) in self.leaves() {
             let mut at = Some(leaf);
-            for _ in 0..limit {
+            for i in 0..limit {
                 let Some(rev) = at else { break };
                 at = self.parent_of(&rev);
+                // The link to the parent is inside this window unless this is its last revision.
+                if at.is_some() && i + 1 < limit {
+                    links.insert(rev.clone());
+                }
                 keep.insert(rev);
             }
         }
@@ -217,16 +224,9 @@ impl RevTree {
         for r in &forgotten {
             self.nodes.remove(r);
         }
-        let parents: Vec<(Rev, Option<Rev>)> = self
-            .nodes
-            .keys()
-            .map(|r| (r.clone(), self.parent_of(r)))
-            .collect();
-        for (rev, parent) in parents {
-            if parent.is_some_and(|p| !self.nodes.contains_key(&p)) {
-                if let Some(n) = self.nodes.get_mut(&rev) {
-                    n.parent = None;
-                }
+        for (rev, node) in self.nodes.iter_mut() {
+            if !links.contains(rev) {
+                node.parent = None;
             }
         }
         forgotten
