@@ -135,6 +135,10 @@ pub async fn run(
         uuid: uuid.into(),
     };
     tracing::info!(addr = %listener.local_addr()?, "couchkv listening");
+    // Streamed answers (heartbeats, then a change) must not wait for Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, app(state, &config.http))
         .with_graceful_shutdown(shutdown)
         .await;

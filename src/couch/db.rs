@@ -164,6 +164,8 @@ struct Inner {
     locals: LevelDb,
     atts: LevelDb,
     writer: tokio::sync::Mutex<Counters>,
+    /// The counters as of the last commit, readable without waiting for a writer.
+    published: std::sync::Mutex<Counters>,
     deleted: AtomicBool,
     ids: Arc<dyn IdSource>,
 }
@@ -286,6 +288,8 @@ fn take_incoming(doc: Value, generated_id: impl FnOnce() -> String) -> Result<In
 /// State of one request's writes, so a later document in the same request sees the earlier.
 #[derive(Default)]
 struct Staging {
+    /// Metadata read for the whole request in one go before it is staged.
+    prefetched: HashMap<String, Option<Meta>>,
     metas: HashMap<String, Meta>,
     bodies: HashMap<(String, Rev), Value>,
     ops: Vec<BatchOp>,
@@ -308,6 +312,7 @@ impl Db {
                 atts: store.sublevel("a")?,
                 store,
                 writer: tokio::sync::Mutex::new(counters),
+                published: std::sync::Mutex::new(counters),
                 deleted: AtomicBool::new(false),
                 ids,
             }),
@@ -334,7 +339,11 @@ impl Db {
 
     pub async fn info(&self) -> Result<DbInfo> {
         self.check_live()?;
-        let c = *self.inner.writer.lock().await;
+        let c = *self
+            .inner
+            .published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         Ok(DbInfo {
             name: self.inner.name.clone(),
             update_seq: c.update_seq,
@@ -357,6 +366,9 @@ impl Db {
     async fn load_meta(&self, staging: &Staging, id: &str) -> Result<Option<Meta>> {
         if let Some(m) = staging.metas.get(id) {
             return Ok(Some(m.clone()));
+        }
+        if let Some(m) = staging.prefetched.get(id) {
+            return Ok(m.clone());
         }
         match self.inner.store.get(meta_key(id)).await? {
             Some(raw) => Ok(Some(Meta::from_bytes(&raw)?)),
@@ -382,6 +394,13 @@ impl Db {
         self.check_live()?;
         let mut next = *counters;
         let mut staging = Staging::default();
+        let ids: Vec<String> = docs
+            .iter()
+            .filter_map(|d| d.get("_id").and_then(Value::as_str))
+            .filter(|id| !id.starts_with("_local/"))
+            .map(str::to_owned)
+            .collect();
+        staging.prefetched = self.metas(&ids).await?;
         let mut results = Vec::with_capacity(docs.len());
         for doc in docs {
             let hinted = doc.get("_id").and_then(Value::as_str).map(str::to_owned);
@@ -400,6 +419,11 @@ impl Db {
             ));
             self.inner.store.batch(staging.ops).await?;
             *counters = next;
+            *self
+                .inner
+                .published
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = next;
         }
         Ok(results)
     }
@@ -668,6 +692,38 @@ impl Db {
 
     // ---- reads ----
 
+    /// Many documents' metadata in one read.
+    async fn metas(&self, ids: &[String]) -> Result<HashMap<String, Option<Meta>>> {
+        self.check_live()?;
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let raws = self.inner.meta.get_many(ids).await?;
+        ids.iter()
+            .zip(raws)
+            .map(|(id, raw)| Ok((id.clone(), raw.map(|r| Meta::from_bytes(&r)).transpose()?)))
+            .collect()
+    }
+
+    /// Many revision bodies in one read.
+    async fn bodies(&self, wanted: &[(String, Rev)]) -> Result<HashMap<(String, Rev), Value>> {
+        let keys: Vec<Vec<u8>> = wanted
+            .iter()
+            .map(|(id, rev)| [id.as_bytes(), &[0], rev.to_string().as_bytes()].concat())
+            .collect();
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let raws = self.inner.bodies.get_many(&keys).await?;
+        let mut out = HashMap::new();
+        for (key, raw) in wanted.iter().zip(raws) {
+            if let Some(raw) = raw {
+                out.insert(key.clone(), parse_json(&raw)?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn meta(&self, id: &str) -> Result<Option<Meta>> {
         self.check_live()?;
         match self.inner.meta.get(id).await? {
@@ -843,27 +899,76 @@ impl Db {
         Ok(out)
     }
 
-    /// `_bulk_get`: one result per requested document, errors inline.
+    /// `_bulk_get`: one result per requested document, errors inline. All metadata is read in
+    /// one go, then all bodies in one go.
     pub async fn bulk_get(&self, items: &[BulkGetItem], opts: &DocOptions) -> Result<Vec<Value>> {
-        let mut results = Vec::with_capacity(items.len());
+        enum Want {
+            Rev(Rev),
+            Missing(String),
+            Error(CouchError),
+        }
+        let ids: Vec<String> = items
+            .iter()
+            .map(|i| i.id.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let metas = self.metas(&ids).await?;
+        let mut plans = Vec::with_capacity(items.len());
+        let mut wanted = Vec::new();
         for item in items {
+            let meta = metas.get(&item.id).and_then(Option::as_ref);
+            let mut plan = Vec::new();
+            match (&item.rev, meta) {
+                (Some(rev), None) => plan.push(Want::Missing(rev.to_string())),
+                (Some(rev), Some(meta)) => {
+                    let revs = if opts.latest && meta.tree.contains(rev) && !meta.tree.is_leaf(rev)
+                    {
+                        meta.tree.leaves_under(rev)
+                    } else {
+                        vec![rev.clone()]
+                    };
+                    for r in revs {
+                        if meta.tree.contains(&r) {
+                            wanted.push((item.id.clone(), r.clone()));
+                            plan.push(Want::Rev(r));
+                        } else {
+                            plan.push(Want::Missing(r.to_string()));
+                        }
+                    }
+                }
+                (None, None) => plan.push(Want::Error(CouchError::missing())),
+                (None, Some(meta)) => match meta.tree.winner() {
+                    Some((w, false)) => {
+                        wanted.push((item.id.clone(), w.clone()));
+                        plan.push(Want::Rev(w));
+                    }
+                    Some((_, true)) => plan.push(Want::Error(CouchError::deleted())),
+                    None => plan.push(Want::Error(CouchError::missing())),
+                },
+            }
+            plans.push(plan);
+        }
+        let bodies = self.bodies(&wanted).await?;
+        let mut results = Vec::with_capacity(items.len());
+        for (item, plan) in items.iter().zip(plans) {
             let mut o = opts.clone();
             o.atts_since = item.atts_since.clone();
-            let docs = match &item.rev {
-                Some(rev) => self
-                    .open_revs(&item.id, &OpenRevs::Some(vec![rev.clone()]), &o)
-                    .await?
-                    .into_iter()
-                    .map(|v| match v.get("missing") {
-                        Some(r) => json!({"error": {"id": item.id, "rev": r, "error": "not_found", "reason": "missing"}}),
-                        None => v,
-                    })
-                    .collect(),
-                None => match self.get(&item.id, &o).await {
-                    Ok(doc) => vec![json!({"ok": doc})],
-                    Err(e) => vec![json!({"error": {"id": item.id, "rev": Value::Null, "error": e.error, "reason": e.reason}})],
-                },
-            };
+            let mut docs = Vec::new();
+            for want in plan {
+                let missing = |rev: Value| json!({"error": {"id": item.id, "rev": rev, "error": "not_found", "reason": "missing"}});
+                match want {
+                    Want::Rev(r) => match (bodies.get(&(item.id.clone(), r.clone())), metas.get(&item.id)) {
+                        (Some(body), Some(Some(meta))) => {
+                            let doc = self.render(&item.id, &r, meta, body.clone(), &o).await?;
+                            docs.push(json!({"ok": doc}));
+                        }
+                        _ => docs.push(missing(json!(r.to_string()))),
+                    },
+                    Want::Missing(r) => docs.push(missing(json!(r))),
+                    Want::Error(e) => docs.push(json!({"error": {"id": item.id, "rev": Value::Null, "error": e.error, "reason": e.reason}})),
+                }
+            }
             results.push(json!({"id": item.id, "docs": docs}));
         }
         Ok(results)
@@ -872,12 +977,14 @@ impl Db {
     /// `_revs_diff`: per document, the revisions this database lacks.
     pub async fn revs_diff(&self, req: &Map<String, Value>) -> Result<Map<String, Value>> {
         let mut out = Map::new();
+        let ids: Vec<String> = req.keys().cloned().collect();
+        let metas = self.metas(&ids).await?;
         for (id, revs) in req {
             let Some(list) = revs.as_array() else {
                 return Err(CouchError::bad_request("_revs_diff takes {id: [revs]}"));
             };
             let strings: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
-            let meta = self.meta(id).await?.unwrap_or_default();
+            let meta = metas.get(id).cloned().flatten().unwrap_or_default();
             let parsed: Vec<Rev> = strings.iter().filter_map(|s| Rev::parse(s)).collect();
             let (missing, ancestors) = meta.tree.revs_diff(&parsed);
             // A revision id we cannot even parse is one we do not have.
