@@ -35,6 +35,11 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// Open watch streams on a namespace (for tests and diagnostics).
+    pub fn watchers(&self, ns: &str) -> usize {
+        self.hub.watchers(ns)
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);

@@ -156,6 +156,11 @@ impl RedbStore {
         })
     }
 
+    /// Open watch streams on a namespace (for tests and diagnostics).
+    pub fn watchers(&self, ns: &str) -> usize {
+        self.hub.watchers(ns)
+    }
+
     /// The namespace's number, from memory.
     fn space(&self, ns: &str) -> Result<u32> {
         self.check_open()?;

@@ -81,6 +81,12 @@ impl WatchHub {
         }
     }
 
+    /// How many watchers the namespace has now (a dropped stream stops counting at once).
+    pub fn watchers(&self, ns: &str) -> usize {
+        let map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(ns).map_or(0, broadcast::Sender::receiver_count)
+    }
+
     /// Ends every stream (the store closed or the namespace went away).
     pub fn close(&self, ns: Option<&str>) {
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());

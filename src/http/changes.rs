@@ -147,6 +147,7 @@ async fn changes(
         remaining_limit: p.number("limit")?.map(|l| l as usize),
         done: false,
         longpoll: feed == Feed::Longpoll,
+        answered: false,
     };
     let frames = live.frames();
     let (content_type, body) = match feed {
@@ -179,6 +180,8 @@ struct Live {
     remaining_limit: Option<usize>,
     done: bool,
     longpoll: bool,
+    /// Rows went out: a longpoll is answered.
+    answered: bool,
 }
 
 impl Live {
@@ -205,6 +208,7 @@ impl Live {
             *n = n.saturating_sub(page.results.len());
             self.opts.limit = Some(*n);
         }
+        self.answered = true;
         Some(Frame::Rows(page.results))
     }
 
@@ -217,7 +221,7 @@ impl Live {
             if let Some(rows) = self.take(page) {
                 return rows;
             }
-        } else if self.longpoll || self.finished() {
+        } else if (self.longpoll && self.answered) || self.finished() {
             // A longpoll answers once; a feed with a limit stops when it is reached.
             return Frame::End(self.opts.since);
         }
