@@ -44,10 +44,10 @@ const NEXT_SPACE_KEY: &str = "next_namespace";
 /// Threads answering reads. One: on the two cores this is sized for, the async runtime and the
 /// writer need the rest, and a second reader mostly contends for the queue.
 const READERS: usize = 1;
-/// How many times an idle reader polls its queue (a few microseconds) before it sleeps: a read
-/// that arrives meanwhile skips the wake-up of a sleeping thread, which costs more than the read
-/// itself. Kept short: a spinning reader burns a core the server may need.
-const READER_SPINS: u32 = 200;
+/// How long an idle reader polls its queue before it sleeps: a read that arrives meanwhile skips
+/// the wake-up of a sleeping thread, which costs more than the read itself. Kept short: a
+/// spinning reader burns a core the server may need.
+const READER_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
 /// The most jobs one transaction takes from the queue.
 const GROUP: usize = 256;
 
@@ -359,16 +359,22 @@ fn reader_loop(db: &Database, rx: &Mutex<mpsc::Receiver<ReadJob>>) {
     }
 }
 
-/// The next job: polls [`READER_SPINS`] times before blocking. `None` once the store closed.
+/// The next job: polls for [`READER_SPIN`] before blocking (reading the clock only every 32
+/// polls). `None` once the store closed.
 fn next_job(rx: &mpsc::Receiver<ReadJob>) -> Option<ReadJob> {
-    for _ in 0..READER_SPINS {
+    let start = std::time::Instant::now();
+    let mut polls = 0u32;
+    loop {
         match rx.try_recv() {
             Ok(job) => return Some(job),
             Err(mpsc::TryRecvError::Disconnected) => return None,
             Err(mpsc::TryRecvError::Empty) => std::hint::spin_loop(),
         }
+        polls += 1;
+        if polls % 32 == 0 && start.elapsed() >= READER_SPIN {
+            return rx.recv().ok();
+        }
     }
-    rx.recv().ok()
 }
 
 fn data_key(space: u32, key: &str) -> Vec<u8> {
