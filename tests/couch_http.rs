@@ -557,6 +557,82 @@ async fn attachments_inline_and_standalone() {
 }
 
 #[tokio::test]
+async fn head_and_design_documents() {
+    let s = server().await;
+    s.put("/db", "").await;
+    let (_, r) = s.put("/db/doc", "{}").await;
+    let head = s
+        .client
+        .head(format!("{}/db/doc", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        head.headers()["etag"],
+        format!("\"{}\"", r["rev"].as_str().unwrap()).as_str()
+    );
+    assert!(head.bytes().await.unwrap().is_empty());
+    let head = s
+        .client
+        .head(format!("{}/db/missing", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.client
+            .head(format!("{}/db", s.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.client
+            .head(format!("{}/nodb", s.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    // Design documents live at /db/_design/{id}, attachments under them, and replicate as docs.
+    let (status, r) = s.put("/db/_design/app", r#"{"views":{}}"#).await;
+    assert_eq!(
+        (status, r["id"].as_str()),
+        (StatusCode::CREATED, Some("_design/app"))
+    );
+    let rev = r["rev"].as_str().unwrap().to_owned();
+    let (_, d) = s.get("/db/_design/app").await;
+    assert_eq!(d["_id"], "_design/app");
+    let resp = s
+        .client
+        .put(format!("{}/db/_design/app/index.html?rev={rev}", s.base))
+        .header("content-type", "text/html")
+        .body("<h1>hi</h1>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let page = s
+        .client
+        .get(format!("{}/db/_design/app/index.html", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.headers()["content-type"], "text/html");
+    assert_eq!(page.text().await.unwrap(), "<h1>hi</h1>");
+    let (_, ch) = s.get("/db/_changes").await;
+    assert!(ch["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["id"] == "_design/app"));
+}
+
+#[tokio::test]
 async fn local_docs_and_ensure_full_commit() {
     let s = server().await;
     s.put("/db", "").await;

@@ -19,11 +19,10 @@ use crate::couch::{
 type Result<T, E = CouchError> = std::result::Result<T, E>;
 
 pub fn routes() -> Router<AppState> {
-    let database = get(db_info)
-        .head(db_head)
-        .put(db_create)
-        .delete(db_delete)
-        .post(db_post);
+    // `get` answers HEAD too (the same handler, without the body).
+    let database = get(db_info).put(db_create).delete(db_delete).post(db_post);
+    let document = get(doc_get).put(doc_put).delete(doc_delete);
+    let attachment = get(att_get).put(att_put).delete(att_delete);
     Router::new()
         .route("/_all_dbs", get(all_dbs))
         .route("/_uuids", get(uuids))
@@ -43,28 +42,10 @@ pub fn routes() -> Router<AppState> {
             "/{db}/_local/{id}",
             get(local_get).put(local_put).delete(local_delete),
         )
-        .route(
-            "/{db}/_design/{id}",
-            get(design_get)
-                .head(design_head)
-                .put(design_put)
-                .delete(design_delete),
-        )
-        .route(
-            "/{db}/_design/{id}/{*att}",
-            get(design_att_get)
-                .head(design_att_get)
-                .put(design_att_put)
-                .delete(design_att_delete),
-        )
-        .route(
-            "/{db}/{doc}",
-            get(doc_get).head(doc_head).put(doc_put).delete(doc_delete),
-        )
-        .route(
-            "/{db}/{doc}/{*att}",
-            get(att_get).head(att_get).put(att_put).delete(att_delete),
-        )
+        .route("/{db}/_design/{ddoc}", document.clone())
+        .route("/{db}/_design/{ddoc}/{*att}", attachment.clone())
+        .route("/{db}/{doc}", document)
+        .route("/{db}/{doc}/{*att}", attachment)
 }
 
 async fn db(state: &AppState, name: &str) -> Result<Db> {
@@ -181,14 +162,6 @@ async fn db_info(
         "sizes": {"active": 0, "external": 0, "file": 0},
         "props": {},
     })))
-}
-
-async fn db_head(
-    State(state): State<AppState>,
-    CouchPath(name): CouchPath<String>,
-) -> Result<StatusCode> {
-    db(&state, &name).await?.info().await?;
-    Ok(StatusCode::OK)
 }
 
 async fn db_create(
@@ -459,81 +432,67 @@ async fn delete_doc(
     Ok(write_response(r, StatusCode::OK))
 }
 
-async fn doc_get(
-    State(s): State<AppState>,
-    CouchPath((db, id)): CouchPath<(String, String)>,
-    p: Params,
-) -> Result<Response> {
-    read_doc(&s, &db, &id, &p).await
+/// A document's database and id, from `/{db}/{doc}` or `/{db}/_design/{ddoc}`.
+pub struct DocPath {
+    db: String,
+    id: String,
+    att: Option<String>,
 }
 
-async fn doc_head(
-    State(s): State<AppState>,
-    CouchPath((db, id)): CouchPath<(String, String)>,
-    p: Params,
-) -> Result<Response> {
-    let resp = read_doc(&s, &db, &id, &p).await?;
-    let (parts, _) = resp.into_parts();
-    Ok(Response::from_parts(parts, axum::body::Body::empty()))
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for DocPath {
+    type Rejection = CouchError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let CouchPath(mut p) =
+            CouchPath::<std::collections::HashMap<String, String>>::from_request_parts(
+                parts, state,
+            )
+            .await?;
+        let db = p.remove("db").unwrap_or_default();
+        let id = match (p.remove("ddoc"), p.remove("doc")) {
+            (Some(ddoc), _) => format!("_design/{ddoc}"),
+            (None, Some(doc)) => doc,
+            (None, None) => return Err(CouchError::bad_request("no document in the path")),
+        };
+        Ok(DocPath {
+            db,
+            id,
+            att: p.remove("att"),
+        })
+    }
+}
+
+impl DocPath {
+    fn att(&self) -> Result<&str> {
+        self.att
+            .as_deref()
+            .ok_or_else(|| CouchError::bad_request("no attachment in the path"))
+    }
+}
+
+async fn doc_get(State(s): State<AppState>, d: DocPath, p: Params) -> Result<Response> {
+    read_doc(&s, &d.db, &d.id, &p).await
 }
 
 async fn doc_put(
     State(s): State<AppState>,
-    CouchPath((db, id)): CouchPath<(String, String)>,
+    d: DocPath,
     p: Params,
     headers: HeaderMap,
     JsonBody(doc): JsonBody,
 ) -> Result<Response> {
-    write_doc(&s, &db, id, &p, &headers, doc).await
+    write_doc(&s, &d.db, d.id, &p, &headers, doc).await
 }
 
 async fn doc_delete(
     State(s): State<AppState>,
-    CouchPath((db, id)): CouchPath<(String, String)>,
+    d: DocPath,
     p: Params,
     headers: HeaderMap,
 ) -> Result<Response> {
-    delete_doc(&s, &db, id, &p, &headers).await
-}
-
-fn design(id: &str) -> String {
-    format!("_design/{id}")
-}
-
-async fn design_get(
-    State(s): State<AppState>,
-    CouchPath((db, id)): CouchPath<(String, String)>,
-    p: Params,
-) -> Result<Response> {
-    read_doc(&s, &db, &design(&id), &p).await
-}
-
-async fn design_head(
-    State(s): State<AppState>,
-    CouchPath((db, id)): CouchPath<(String, String)>,
-    p: Params,
-) -> Result<Response> {
-    let (parts, _) = read_doc(&s, &db, &design(&id), &p).await?.into_parts();
-    Ok(Response::from_parts(parts, axum::body::Body::empty()))
-}
-
-async fn design_put(
-    State(s): State<AppState>,
-    CouchPath((db, id)): CouchPath<(String, String)>,
-    p: Params,
-    headers: HeaderMap,
-    JsonBody(doc): JsonBody,
-) -> Result<Response> {
-    write_doc(&s, &db, design(&id), &p, &headers, doc).await
-}
-
-async fn design_delete(
-    State(s): State<AppState>,
-    CouchPath((db, id)): CouchPath<(String, String)>,
-    p: Params,
-    headers: HeaderMap,
-) -> Result<Response> {
-    delete_doc(&s, &db, design(&id), &p, &headers).await
+    delete_doc(&s, &d.db, d.id, &p, &headers).await
 }
 
 // ---- attachments ----
@@ -601,58 +560,27 @@ async fn write_att(
     ))
 }
 
-async fn att_get(
-    State(s): State<AppState>,
-    CouchPath((db, id, att)): CouchPath<(String, String, String)>,
-    p: Params,
-) -> Result<Response> {
-    read_att(&s, &db, &id, &att, &p).await
+async fn att_get(State(s): State<AppState>, d: DocPath, p: Params) -> Result<Response> {
+    read_att(&s, &d.db, &d.id, d.att()?, &p).await
 }
 
 async fn att_put(
     State(s): State<AppState>,
-    CouchPath((db, id, att)): CouchPath<(String, String, String)>,
+    d: DocPath,
     p: Params,
     headers: HeaderMap,
     RawBody(data): RawBody,
 ) -> Result<Response> {
-    write_att(&s, &db, &id, &att, &p, &headers, Some(data)).await
+    write_att(&s, &d.db, &d.id, d.att()?, &p, &headers, Some(data)).await
 }
 
 async fn att_delete(
     State(s): State<AppState>,
-    CouchPath((db, id, att)): CouchPath<(String, String, String)>,
+    d: DocPath,
     p: Params,
     headers: HeaderMap,
 ) -> Result<Response> {
-    write_att(&s, &db, &id, &att, &p, &headers, None).await
-}
-
-async fn design_att_get(
-    State(s): State<AppState>,
-    CouchPath((db, id, att)): CouchPath<(String, String, String)>,
-    p: Params,
-) -> Result<Response> {
-    read_att(&s, &db, &design(&id), &att, &p).await
-}
-
-async fn design_att_put(
-    State(s): State<AppState>,
-    CouchPath((db, id, att)): CouchPath<(String, String, String)>,
-    p: Params,
-    headers: HeaderMap,
-    RawBody(data): RawBody,
-) -> Result<Response> {
-    write_att(&s, &db, &design(&id), &att, &p, &headers, Some(data)).await
-}
-
-async fn design_att_delete(
-    State(s): State<AppState>,
-    CouchPath((db, id, att)): CouchPath<(String, String, String)>,
-    p: Params,
-    headers: HeaderMap,
-) -> Result<Response> {
-    write_att(&s, &db, &design(&id), &att, &p, &headers, None).await
+    write_att(&s, &d.db, &d.id, d.att()?, &p, &headers, None).await
 }
 
 // ---- _local ----
