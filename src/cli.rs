@@ -22,6 +22,58 @@ pub enum Command {
     Serve(ServeArgs),
 }
 
+/// A value that must never be printed (a password, a key).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+/// A server admin, `NAME:PASSWORD`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminSpec {
+    pub name: String,
+    pub password: Secret,
+}
+
+impl std::fmt::Debug for AdminSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AdminSpec({}:***)", self.name)
+    }
+}
+
+impl std::str::FromStr for AdminSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            Some((name, password)) if !name.is_empty() && !password.is_empty() => Ok(AdminSpec {
+                name: name.to_owned(),
+                password: Secret(password.to_owned()),
+            }),
+            // The value is not echoed: it may hold a password.
+            _ => Err("expected NAME:PASSWORD".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignupPolicy {
+    /// Anyone may create their own user (CouchDB's behaviour).
+    Open,
+    /// Only server admins create users.
+    Admin,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on. Port 0 picks a free port (the chosen address is logged).
@@ -47,6 +99,58 @@ pub struct ServeArgs {
     /// The largest request body accepted, in bytes (413 beyond it).
     #[arg(long, env = "COUCHKV_MAX_BODY_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// A server admin, NAME:PASSWORD (repeatable; the variable takes a comma-separated list).
+    /// With none, admin-only routes are refused.
+    #[arg(
+        long = "admin",
+        env = "COUCHKV_ADMINS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub admins: Vec<AdminSpec>,
+
+    /// Who may create users in `_users`.
+    #[arg(long, env = "COUCHKV_SIGNUP", value_enum, default_value_t = SignupPolicy::Open)]
+    pub signup: SignupPolicy,
+
+    /// The HS256 key for JWT bearer tokens (sub = user name, `_couchdb.roles` = roles, `exp`
+    /// required). Prefer the variable: a flag shows in the process list.
+    #[arg(long, env = "COUCHKV_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+
+    /// Seconds an `AuthSession` cookie lasts (renewed when past half of it).
+    #[arg(long, env = "COUCHKV_SESSION_TIMEOUT", default_value_t = 600)]
+    pub session_timeout: u64,
+
+    /// PBKDF2-SHA256 iterations for new password hashes (CouchDB 3.4 uses 600,000).
+    #[arg(long, env = "COUCHKV_PBKDF2_ITERATIONS", default_value_t = 600_000)]
+    pub pbkdf2_iterations: u32,
+
+    /// Deleting a user deletes its `userdb-…` database (otherwise the user is only removed
+    /// from its `_security`), as CouchDB's `couch_peruser.delete_dbs`.
+    #[arg(long, env = "COUCHKV_DELETE_USER_DBS")]
+    pub delete_user_dbs: bool,
+}
+
+impl ServeArgs {
+    pub fn auth_config(&self) -> crate::auth::AuthConfig {
+        crate::auth::AuthConfig {
+            admins: self
+                .admins
+                .iter()
+                .map(|a| (a.name.clone(), a.password.0.clone()))
+                .collect(),
+            signup: match self.signup {
+                SignupPolicy::Open => crate::auth::Signup::Open,
+                SignupPolicy::Admin => crate::auth::Signup::Admin,
+            },
+            jwt_secret: self.jwt_secret.as_ref().map(|s| s.0.as_bytes().to_vec()),
+            session_lifetime: std::time::Duration::from_secs(self.session_timeout.max(1)),
+            pbkdf2_iterations: self.pbkdf2_iterations.max(1),
+            delete_user_dbs: self.delete_user_dbs,
+        }
+    }
 }
 
 /// Which backend to open.

@@ -46,6 +46,8 @@ pub mod level;
 pub use couchkv_adapters as adapters;
 
 #[cfg(feature = "server")]
+pub mod auth;
+#[cfg(feature = "server")]
 pub mod cli;
 #[cfg(feature = "server")]
 pub mod http;

@@ -40,6 +40,7 @@ async fn serve(args: couchkv::cli::ServeArgs) -> Result<(), server::ServerError>
             cors_origins: args.cors_origins.clone(),
             max_body_bytes: args.max_body_bytes,
         },
+        auth: args.auth_config(),
     };
     server::run(listener, store, config, server::shutdown_signal()).await
 }

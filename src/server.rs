@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use couchkv_adapters::{DynStore, MemoryStore, RedbStore, Store, StoreError};
 use tokio::net::TcpListener;
 
+use crate::auth::{Auth, AuthConfig, USERS_DB};
 use crate::cli::{ServeArgs, StoreSpec};
 use crate::clock::{Clock, IdSource};
 use crate::couch::Couch;
@@ -26,6 +27,32 @@ pub const COUCH_NAMESPACE: &str = "_couchkv_couch";
 pub struct RunConfig {
     pub sweep_interval: Duration,
     pub http: HttpConfig,
+    pub auth: AuthConfig,
+}
+
+const AUTH_SECRET_KEY: &str = "auth_secret";
+
+/// The key that signs session cookies, made once and kept in the store so sessions survive a
+/// restart. Never logged.
+async fn auth_secret(store: &dyn Store) -> Result<[u8; 32], StoreError> {
+    if let Some(rec) = store.get(SYSTEM_NAMESPACE, AUTH_SECRET_KEY).await? {
+        if let Ok(key) = <[u8; 32]>::try_from(rec.value.as_ref()) {
+            return Ok(key);
+        }
+    }
+    let key: [u8; 32] = crate::auth::crypto::random_bytes();
+    let batch = couchkv_adapters::Batch::new()
+        .put(AUTH_SECRET_KEY, key.to_vec())
+        .expect(AUTH_SECRET_KEY, couchkv_adapters::Expect::Absent);
+    match store.batch(SYSTEM_NAMESPACE, batch).await {
+        Ok(_) => Ok(key),
+        Err(StoreError::Conflict { .. }) => {
+            let rec = store.get(SYSTEM_NAMESPACE, AUTH_SECRET_KEY).await?;
+            rec.and_then(|r| <[u8; 32]>::try_from(r.value.as_ref()).ok())
+                .ok_or_else(|| StoreError::Corrupt("auth secret".into()))
+        }
+        Err(e) => Err(e),
+    }
 }
 const UUID_KEY: &str = "server_uuid";
 
@@ -128,10 +155,27 @@ pub async fn run(
     let kv = Kv::new(store.clone(), Arc::new(SystemClock), Arc::new(UuidIds));
     let uuid = server_uuid(store.as_ref(), &UuidIds).await?;
     let couch = Arc::new(open_couch(&kv).await?);
+    match couch.create_db(USERS_DB).await {
+        Ok(()) | Err(crate::couch::CouchError { status: 412, .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let secret = auth_secret(store.as_ref()).await?;
+    if config.auth.admins.is_empty() {
+        tracing::warn!(
+            "no server admin configured (--admin NAME:PASSWORD): admin-only routes are refused"
+        );
+    }
+    let auth = Arc::new(Auth::new(
+        couch.clone(),
+        Arc::new(SystemClock),
+        secret,
+        config.auth.clone(),
+    ));
     let sweeper = tokio::spawn(sweep_forever(kv.clone(), config.sweep_interval));
     let state = AppState {
         kv,
         couch,
+        auth,
         uuid: uuid.into(),
     };
     tracing::info!(addr = %listener.local_addr()?, "couchkv listening");
@@ -139,7 +183,9 @@ pub async fn run(
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let served = axum::serve(listener, app(state, &config.http))
+    let service =
+        app(state, &config.http).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await;
     sweeper.abort();

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use couchkv::auth::AuthConfig;
 use couchkv::http::HttpConfig;
 use couchkv::server::{run, RunConfig, COUCH_NAMESPACE};
 use couchkv_adapters::MemoryStore;
@@ -29,11 +30,22 @@ async fn server_with(max_body_bytes: usize) -> Server {
             cors_origins: vec!["http://app.example".into()],
             max_body_bytes,
         },
+        auth: AuthConfig {
+            admins: vec![("admin".into(), "secret".into())],
+            pbkdf2_iterations: 1000,
+            ..AuthConfig::default()
+        },
     };
     tokio::spawn(run(listener, store.clone(), config, async {
         let _ = stopped.await;
     }));
-    let client = Client::new();
+    // These tests act as the server admin; tests/auth.rs covers everyone else.
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        reqwest::header::HeaderValue::from_static("Basic YWRtaW46c2VjcmV0"),
+    );
+    let client = Client::builder().default_headers(headers).build().unwrap();
     // The listener is bound before `run` starts, so the first request just waits for it.
     for _ in 0..100 {
         if client.get(&base).send().await.is_ok() {
@@ -361,7 +373,7 @@ async fn bad_input_gets_couchdb_errors_and_writes_nothing() {
         (doc["_rev"].as_str(), doc["v"].as_i64()),
         (Some(rev1.as_str()), Some(1))
     );
-    assert_eq!(s.get("/_all_dbs").await.1, json!(["db"]));
+    assert_eq!(s.get("/_all_dbs").await.1, json!(["_users", "db"]));
 
     // A body over the configured limit: 413 in CouchDB's shape, nothing written.
     let huge = format!(r#"{{"v":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
@@ -796,8 +808,9 @@ async fn a_client_that_leaves_releases_its_listener() {
             "{}/db/_changes?feed={feed}&since=now&heartbeat=1000",
             s.base
         );
+        let client = s.client.clone();
         let req = tokio::spawn(async move {
-            let resp = reqwest::get(url).await.unwrap();
+            let resp = client.get(url).send().await.unwrap();
             let mut resp = resp;
             // Read until the connection is dropped with the task.
             while let Ok(Some(_)) = resp.chunk().await {}

@@ -55,7 +55,7 @@ async function waitUp(url) {
 
 async function startCouchkv(store = 'redb') {
   const dir = mkdtempSync(join(tmpdir(), 'couchkv-bench-'));
-  const proc = spawn(COUCHKV, ['serve', '--addr', '127.0.0.1:0', '--data', dir, '--store', store], {
+  const proc = spawn(COUCHKV, ['serve', '--addr', '127.0.0.1:0', '--data', dir, '--store', store, '--admin', 'admin:bench'], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, RUST_LOG: 'warn,couchkv=info' },
   });
@@ -66,7 +66,8 @@ async function startCouchkv(store = 'redb') {
     });
     proc.on('exit', (c) => rej(new Error(`couchkv exited ${c}`)));
   });
-  return { name: `couchkv (${store})`, url, pid: proc.pid, stop: () => { proc.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); } };
+  const auth = { username: 'admin', password: 'bench' };
+  return { name: `couchkv (${store})`, url, auth, headers: { Authorization: `Basic ${Buffer.from('admin:bench').toString('base64')}` }, pid: proc.pid, stop: () => { proc.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); } };
 }
 
 async function startPouchdbServer() {
@@ -79,7 +80,7 @@ async function startPouchdbServer() {
   });
   const url = `http://127.0.0.1:${port}`;
   await waitUp(url);
-  return { name: 'pouchdb-server 4.2 (in-memory)', url, pid: proc.pid, stop: () => { proc.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); } };
+  return { name: 'pouchdb-server 4.2 (in-memory)', url, auth: null, headers: {}, pid: proc.pid, stop: () => { proc.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); } };
 }
 
 function pct(samples, p) {
@@ -101,31 +102,32 @@ async function pushPull(server) {
   const remoteUrl = `${server.url}/bench`;
   process.stderr.write(`  ${server.name}: push…`);
   const push = await timed(server, async () => {
-    const r = await source.replicate.to(new PouchDB(remoteUrl));
+    const r = await source.replicate.to(new PouchDB(remoteUrl, server.auth ? { auth: server.auth } : {}));
     if (r.docs_written !== DOCS) throw new Error(`push wrote ${r.docs_written}`);
   });
   process.stderr.write(' pull…');
   const target = new Local(`dst-${server.pid}`);
   const pull = await timed(server, async () => {
-    const r = await target.replicate.from(new PouchDB(remoteUrl));
+    const r = await target.replicate.from(new PouchDB(remoteUrl, server.auth ? { auth: server.auth } : {}));
     if (r.docs_written !== DOCS) throw new Error(`pull wrote ${r.docs_written}`);
   });
   process.stderr.write(' done\n');
   return { push, pull };
 }
 
+let HEADERS = {};
 async function put(url, id) {
-  const r = await fetch(`${url}/${id}`, { method: 'PUT', body: JSON.stringify({ t: Date.now() }), headers: { 'content-type': 'application/json' } });
+  const r = await fetch(`${url}/${id}`, { method: 'PUT', body: JSON.stringify({ t: Date.now() }), headers: { 'content-type': 'application/json', ...HEADERS } });
   if (!r.ok) throw new Error(`PUT ${r.status}`);
 }
 
 async function longpollLatency(server, n = 200) {
   const db = `${server.url}/latency`;
-  await fetch(db, { method: 'PUT' });
+  await fetch(db, { method: 'PUT', headers: HEADERS });
   const samples = [];
   for (let i = 0; i < n; i++) {
-    const info = await (await fetch(db)).json();
-    const poll = fetch(`${db}/_changes?feed=longpoll&since=${encodeURIComponent(JSON.stringify(info.update_seq).replace(/^"|"$/g, ''))}&timeout=10000`).then((r) => r.json());
+    const info = await (await fetch(db, { headers: HEADERS })).json();
+    const poll = fetch(`${db}/_changes?feed=longpoll&since=${encodeURIComponent(JSON.stringify(info.update_seq).replace(/^"|"$/g, ''))}&timeout=10000`, { headers: HEADERS }).then((r) => r.json());
     await sleep(5); // let the listener settle, so the PUT is what wakes it
     const t0 = performance.now();
     await put(db, `lp-${i}`);
@@ -138,10 +140,10 @@ async function longpollLatency(server, n = 200) {
 
 async function liveReplicationLatency(server, n = 200) {
   const remote = `${server.url}/live`;
-  await fetch(remote, { method: 'PUT' });
+  await fetch(remote, { method: 'PUT', headers: HEADERS });
   const local = new Local(`live-${server.pid}`);
   const waiting = new Map();
-  const rep = local.replicate.from(new PouchDB(remote), { live: true, retry: false });
+  const rep = local.replicate.from(new PouchDB(remote, server.auth ? { auth: server.auth } : {}), { live: true, retry: false });
   rep.on('error', () => {});
   const completed = new Promise((r) => rep.on('complete', r));
   rep.on('change', (info) => {
@@ -164,13 +166,15 @@ async function liveReplicationLatency(server, n = 200) {
 
 async function eventsourceLatency(server, subscribers = 100, writes = 100) {
   const db = `${server.url}/events`;
-  await fetch(db, { method: 'PUT' });
+  await fetch(db, { method: 'PUT', headers: HEADERS });
   const sent = new Map();
   const samples = [];
   const sources = [];
   let open = 0;
   for (let s = 0; s < subscribers; s++) {
-    const es = new EventSource(`${db}/_changes?feed=eventsource&since=now&heartbeat=10000`);
+    const es = new EventSource(`${db}/_changes?feed=eventsource&since=now&heartbeat=10000`, {
+      fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, ...HEADERS } }),
+    });
     es.onopen = () => { open += 1; };
     es.onmessage = (ev) => {
       const now = performance.now();
@@ -199,6 +203,7 @@ const results = [];
 const startCouchkvMemory = () => startCouchkv('memory');
 for (const start of [startCouchkv, startCouchkvMemory, startPouchdbServer]) {
   const server = await start();
+  HEADERS = server.headers;
   try {
     const { push, pull } = await pushPull(server);
     process.stderr.write(`  ${server.name}: longpoll latency…`);

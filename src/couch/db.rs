@@ -82,6 +82,9 @@ pub struct DocOptions {
     pub attachments: bool,
     /// Inline the data of attachments newer than the newest of these revisions the document has.
     pub atts_since: Vec<Rev>,
+    /// couchkv's own reads of `_users` (password checks): keep the password hash, which every
+    /// other read of `_users` leaves out.
+    pub with_password_hash: bool,
 }
 
 /// Which revisions `open_revs` asks for.
@@ -192,6 +195,7 @@ fn local_key(id: &str) -> Vec<u8> {
     [b"!l!".as_slice(), id.as_bytes()].concat()
 }
 const COUNTERS: &[u8] = b"c";
+const SECURITY: &[u8] = b"sec";
 
 fn md5_digest(data: &[u8]) -> String {
     format!("md5-{}", B64.encode(Md5::digest(data)))
@@ -792,6 +796,11 @@ impl Db {
             }
             out.insert("_attachments".into(), Value::Object(rendered));
         }
+        if self.inner.name == "_users" && !opts.with_password_hash {
+            for k in ["derived_key", "salt"] {
+                out.remove(k);
+            }
+        }
         if opts.revs {
             out.insert(
                 "_revisions".into(),
@@ -1269,6 +1278,26 @@ impl Db {
             Some(ok) => Ok(ok),
             None => Err(CouchError::internal("no result")),
         }
+    }
+
+    // ---- _security ----
+
+    /// The database's `_security` (empty when never set: server admins only).
+    pub async fn security(&self) -> Result<super::Security> {
+        self.check_live()?;
+        match self.inner.store.get(SECURITY).await? {
+            Some(raw) => super::Security::from_json(&parse_json(&raw)?),
+            None => Ok(super::Security::default()),
+        }
+    }
+
+    pub async fn put_security(&self, sec: &super::Security) -> Result<()> {
+        self.check_live()?;
+        self.inner
+            .store
+            .put(SECURITY, json_bytes(&sec.to_json()))
+            .await?;
+        Ok(())
     }
 
     // ---- _local documents ----

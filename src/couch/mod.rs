@@ -23,6 +23,7 @@
 mod db;
 mod error;
 pub mod revs;
+pub mod security;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,7 @@ pub use db::{
     DocOptions, OpenRevs, WriteResult,
 };
 pub use error::{CouchError, Result};
+pub use security::{Security, UserCtx};
 
 use crate::clock::IdSource;
 use crate::level::{BatchOp, LevelDb};
@@ -51,8 +53,12 @@ pub struct Couch {
     ids: Arc<dyn IdSource>,
 }
 
-/// CouchDB's rule for database names: `^[a-z][a-z0-9_$()+/-]*$`, at most 238 characters.
+/// CouchDB's rule for database names: `^[a-z][a-z0-9_$()+/-]*$`, at most 238 characters, or
+/// the system database `_users`.
 pub fn valid_db_name(name: &str) -> bool {
+    if name == "_users" {
+        return true;
+    }
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(b'a'..=b'z'))
         && name.len() <= 238
@@ -201,7 +207,8 @@ mod tests {
         for ok in ["a", "abc", "a1_$()+-/", "userdb-626f62"] {
             assert!(valid_db_name(ok), "{ok}");
         }
-        for bad in ["", "A", "1a", "_users", "a b", "aé", &"a".repeat(239)] {
+        assert!(valid_db_name("_users"));
+        for bad in ["", "A", "1a", "_other", "a b", "aé", &"a".repeat(239)] {
             assert!(!valid_db_name(bad), "{bad}");
         }
         assert_eq!(base36(0), "0");

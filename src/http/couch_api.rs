@@ -6,11 +6,12 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 
 use super::error::{CouchPath, JsonBody, Params, RawBody};
 use super::AppState;
+use crate::auth::{deny, Need, Session, USERS_DB};
 use crate::couch::revs::Rev;
 use crate::couch::{
     AllDocsOptions, BulkGetItem, CouchError, Db, DocOptions, OpenRevs, WriteResult,
@@ -34,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/{db}/_bulk_get", post(bulk_get))
         .route("/{db}/_revs_diff", post(revs_diff))
         .route("/{db}/_ensure_full_commit", post(ensure_full_commit))
+        .route("/{db}/_security", get(security_get).put(security_put))
         .route(
             "/{db}/_changes",
             get(super::changes::changes_get).post(super::changes::changes_post),
@@ -124,6 +126,7 @@ fn doc_options(p: &Params) -> Result<DocOptions> {
             Some(v) => revs_list(&v, "atts_since")?,
             None => Vec::new(),
         },
+        with_password_hash: false,
     })
 }
 
@@ -184,14 +187,57 @@ async fn db_delete(
 async fn db_post(
     State(state): State<AppState>,
     CouchPath(name): CouchPath<String>,
+    Extension(session): Extension<Session>,
+    p: Params,
+    headers: HeaderMap,
     JsonBody(doc): JsonBody,
 ) -> Result<Response> {
-    let db = db(&state, &name).await?;
     if !doc.is_object() {
         return Err(CouchError::bad_request("Document must be a JSON object"));
     }
-    let r = single(db.bulk_docs(vec![doc], true).await?)?;
-    Ok(write_response(r, StatusCode::CREATED))
+    let id = match doc.get("_id").and_then(Value::as_str) {
+        Some(id) => id.to_owned(),
+        None => state.couch.ids().new_id(),
+    };
+    write_doc(&state, &session, &name, id, &p, &headers, doc).await
+}
+
+/// Design documents need a database admin, whatever route writes them.
+async fn check_design_writes(
+    state: &AppState,
+    session: &Session,
+    db: &str,
+    docs: &[Value],
+) -> Result<()> {
+    let design = docs.iter().any(|d| {
+        d.get("_id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| id.starts_with("_design/"))
+    });
+    if design {
+        state
+            .auth
+            .authorize(&session.user, db, Need::DbAdmin)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn security_get(
+    State(state): State<AppState>,
+    CouchPath(name): CouchPath<String>,
+) -> Result<Json<Value>> {
+    Ok(Json(db(&state, &name).await?.security().await?.to_json()))
+}
+
+async fn security_put(
+    State(state): State<AppState>,
+    CouchPath(name): CouchPath<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>> {
+    let sec = crate::couch::Security::from_json(&body)?;
+    db(&state, &name).await?.put_security(&sec).await?;
+    Ok(Json(json!({"ok": true})))
 }
 
 fn single(mut results: Vec<WriteResult>) -> Result<WriteResult> {
@@ -212,14 +258,37 @@ async fn ensure_full_commit(
 async fn bulk_docs(
     State(state): State<AppState>,
     CouchPath(name): CouchPath<String>,
+    Extension(session): Extension<Session>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
     let db = db(&state, &name).await?;
-    let docs = body
+    let mut docs = body
         .get("docs")
         .and_then(Value::as_array)
         .cloned()
         .ok_or_else(|| CouchError::bad_request("POST body must include `docs` parameter."))?;
+    check_design_writes(&state, &session, &name, &docs).await?;
+    // `_users` takes bulk writes from server admins only (the auth layer saw to that); each
+    // document still gets its password hashed and its database made.
+    let mut user_docs = Vec::new();
+    if name == USERS_DB {
+        for doc in &mut docs {
+            let id = doc
+                .get("_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let current = state.auth.stored_user(&id).await?;
+            *doc = state
+                .auth
+                .prepare_user_doc(&session.user, &id, doc.take(), current.as_ref())?;
+            user_docs.push((
+                id,
+                current.is_none(),
+                doc.get("_deleted") == Some(&Value::Bool(true)),
+            ));
+        }
+    }
     let new_edits = match body.get("new_edits") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,
@@ -230,6 +299,11 @@ async fn bulk_docs(
         }
     };
     let results = db.bulk_docs(docs, new_edits).await?;
+    for ((id, is_new, deleted), r) in user_docs.iter().zip(&results) {
+        if matches!(r, WriteResult::Ok { .. }) {
+            state.auth.after_user_write(id, *is_new, *deleted).await?;
+        }
+    }
     let rows: Vec<Value> = results
         .into_iter()
         .filter_map(|r| match r {
@@ -365,7 +439,29 @@ async fn all_docs_post(
 
 // ---- documents ----
 
-async fn read_doc(state: &AppState, name: &str, id: &str, p: &Params) -> Result<Response> {
+/// A `_users` document is for server admins and for the user it describes.
+fn check_user_doc_read(session: &Session, db: &str, id: &str) -> Result<()> {
+    if db != USERS_DB || session.user.is_admin() {
+        return Ok(());
+    }
+    let own = id
+        .strip_prefix(crate::auth::USER_PREFIX)
+        .is_some_and(|n| session.user.name.as_deref() == Some(n));
+    if own {
+        Ok(())
+    } else {
+        Err(deny(&session.user))
+    }
+}
+
+async fn read_doc(
+    state: &AppState,
+    session: &Session,
+    name: &str,
+    id: &str,
+    p: &Params,
+) -> Result<Response> {
+    check_user_doc_read(session, name, id)?;
     let db = db(state, name).await?;
     let opts = doc_options(p)?;
     if let Some(which) = p.get("open_revs") {
@@ -390,6 +486,7 @@ async fn read_doc(state: &AppState, name: &str, id: &str, p: &Params) -> Result<
 
 async fn write_doc(
     state: &AppState,
+    session: &Session,
     name: &str,
     id: String,
     p: &Params,
@@ -397,6 +494,7 @@ async fn write_doc(
     mut doc: Value,
 ) -> Result<Response> {
     let db = db(state, name).await?;
+    check_design_writes(state, session, name, &[json!({"_id": id})]).await?;
     let Value::Object(map) = &mut doc else {
         return Err(CouchError::bad_request("Document must be a JSON object"));
     };
@@ -407,28 +505,55 @@ async fn write_doc(
             ));
         }
     }
-    map.insert("_id".into(), Value::String(id));
+    map.insert("_id".into(), Value::String(id.clone()));
     if !map.contains_key("_rev") {
         if let Some(rev) = rev_param(p, None, headers)? {
             map.insert("_rev".into(), Value::String(rev.to_string()));
         }
     }
     let new_edits = p.get("new_edits") != Some("false");
+    let user_doc = if name == USERS_DB {
+        let current = state.auth.stored_user(&id).await?;
+        doc = state
+            .auth
+            .prepare_user_doc(&session.user, &id, doc, current.as_ref())?;
+        Some((
+            current.is_none(),
+            doc.get("_deleted") == Some(&Value::Bool(true)),
+        ))
+    } else {
+        None
+    };
     let r = single(db.bulk_docs(vec![doc], new_edits).await?)?;
+    if let (Some((is_new, deleted)), WriteResult::Ok { id, .. }) = (user_doc, &r) {
+        state.auth.after_user_write(id, is_new, deleted).await?;
+    }
     Ok(write_response(r, StatusCode::CREATED))
 }
 
 async fn delete_doc(
     state: &AppState,
+    session: &Session,
     name: &str,
     id: String,
     p: &Params,
     headers: &HeaderMap,
 ) -> Result<Response> {
     let db = db(state, name).await?;
+    check_design_writes(state, session, name, &[json!({"_id": id})]).await?;
     let rev = rev_param(p, None, headers)?.ok_or_else(CouchError::conflict)?;
-    let doc = json!({"_id": id, "_rev": rev.to_string(), "_deleted": true});
+    let mut doc = json!({"_id": id, "_rev": rev.to_string(), "_deleted": true});
+    let users = name == USERS_DB;
+    if users {
+        let current = state.auth.stored_user(&id).await?;
+        doc = state
+            .auth
+            .prepare_user_doc(&session.user, &id, doc, current.as_ref())?;
+    }
     let r = single(db.bulk_docs(vec![doc], true).await?)?;
+    if let (true, WriteResult::Ok { id, .. }) = (users, &r) {
+        state.auth.after_user_write(id, false, true).await?;
+    }
     Ok(write_response(r, StatusCode::OK))
 }
 
@@ -472,27 +597,34 @@ impl DocPath {
     }
 }
 
-async fn doc_get(State(s): State<AppState>, d: DocPath, p: Params) -> Result<Response> {
-    read_doc(&s, &d.db, &d.id, &p).await
+async fn doc_get(
+    State(s): State<AppState>,
+    Extension(session): Extension<Session>,
+    d: DocPath,
+    p: Params,
+) -> Result<Response> {
+    read_doc(&s, &session, &d.db, &d.id, &p).await
 }
 
 async fn doc_put(
     State(s): State<AppState>,
+    Extension(session): Extension<Session>,
     d: DocPath,
     p: Params,
     headers: HeaderMap,
     JsonBody(doc): JsonBody,
 ) -> Result<Response> {
-    write_doc(&s, &d.db, d.id, &p, &headers, doc).await
+    write_doc(&s, &session, &d.db, d.id, &p, &headers, doc).await
 }
 
 async fn doc_delete(
     State(s): State<AppState>,
+    Extension(session): Extension<Session>,
     d: DocPath,
     p: Params,
     headers: HeaderMap,
 ) -> Result<Response> {
-    delete_doc(&s, &d.db, d.id, &p, &headers).await
+    delete_doc(&s, &session, &d.db, d.id, &p, &headers).await
 }
 
 // ---- attachments ----

@@ -1,9 +1,11 @@
 //! The HTTP API. Handlers are thin: extract, call the core, shape the answer. Errors become
 //! responses in `error.rs` and nowhere else.
 
+mod auth_layer;
 mod changes;
 mod couch_api;
 pub mod error;
+mod session_api;
 
 use std::sync::Arc;
 
@@ -14,6 +16,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::auth::Auth;
 use crate::couch::{Couch, CouchError};
 use crate::kv::Kv;
 
@@ -22,6 +25,7 @@ use crate::kv::Kv;
 pub struct AppState {
     pub kv: Kv,
     pub couch: Arc<Couch>,
+    pub auth: Arc<Auth>,
     /// The server's identity, stable across restarts (replication checkpoints depend on it).
     pub uuid: Arc<str>,
 }
@@ -48,8 +52,13 @@ pub fn app(state: AppState, config: &HttpConfig) -> Router {
     let router = Router::new()
         .route("/", get(welcome))
         .route("/_up", get(up))
+        .merge(session_api::routes())
         .merge(couch_api::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth_layer::authenticate,
+        ))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         // Requests at debug level (`RUST_LOG=tower_http=debug`); no bodies, no headers.
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -13,9 +13,13 @@ PouchDB.plugin(memory);
 /** Local databases: in memory. */
 export const Pouch = PouchDB.defaults({ adapter: 'memory' });
 
-/** A database on the server, through PouchDB's HTTP adapter. */
-export function remoteDb(url) {
-  const db = new PouchDB(url);
+/** The server admin the test servers run with. */
+export const ADMIN = { username: 'admin', password: 'test-admin-password' };
+export const adminHeader = `Basic ${Buffer.from(`${ADMIN.username}:${ADMIN.password}`).toString('base64')}`;
+
+/** A database on the server, through PouchDB's HTTP adapter (as the admin unless told). */
+export function remoteDb(url, auth = ADMIN) {
+  const db = new PouchDB(url, auth ? { auth } : {});
   if (db.adapter !== 'http') throw new Error(`expected the http adapter, got ${db.adapter}`);
   return db;
 }
@@ -37,7 +41,8 @@ export function tempDir() {
 /** Starts `couchkv serve` on a free port; resolves once it listens. */
 export function startServer({ dataDir = tempDir(), args = [] } = {}) {
   return new Promise((resolvePromise, reject) => {
-    const proc = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--data', dataDir, ...args], {
+    const proc = spawn(BIN, ['serve', '--addr', '127.0.0.1:0', '--data', dataDir,
+      '--admin', `${ADMIN.username}:${ADMIN.password}`, '--pbkdf2-iterations', '1000', ...args], {
       env: { RUST_LOG: 'info', ...process.env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

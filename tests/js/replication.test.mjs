@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventSource } from 'eventsource';
-import { localDb, remoteDb, startServer, eventually, snapshot } from './helpers.mjs';
+import { localDb, remoteDb, startServer, eventually, snapshot, adminHeader } from './helpers.mjs';
 
 let server;
 before(async () => {
@@ -136,7 +136,9 @@ test('a conflict is seen identically on both sides', async () => {
 test('an EventSource client receives _changes events as they are written', async () => {
   const url = remote('events');
   await url.put({ _id: 'before', v: 1 });
-  const es = new EventSource(`${server.url}/events/_changes?feed=eventsource&since=0`);
+  const es = new EventSource(`${server.url}/events/_changes?feed=eventsource&since=0`, {
+    fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, Authorization: adminHeader } }),
+  });
   const seen = [];
   es.onmessage = (ev) => seen.push({ id: ev.lastEventId, data: JSON.parse(ev.data) });
   try {

@@ -1,0 +1,281 @@
+//! The secrets' arithmetic: PBKDF2-SHA256 password hashes in CouchDB 3.4's user-document
+//! fields, HMAC-SHA256 session cookies, HS256 JWTs, random secrets. Every comparison of a
+//! secret is constant-time (the MAC's own `verify`).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, KeyInit, Mac};
+use rand::TryRngCore;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Random bytes from the operating system.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut b)
+        .unwrap_or_else(|_| {
+            // No OS randomness is unrecoverable for a server that signs sessions.
+            panic!("the operating system gave no random bytes")
+        });
+    b
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A stored password: CouchDB 3.4's `pbkdf2` scheme with the SHA-256 PRF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordHash {
+    pub iterations: u32,
+    pub salt: Vec<u8>,
+    pub derived_key: Vec<u8>,
+}
+
+impl PasswordHash {
+    pub fn new(password: &str, iterations: u32) -> Self {
+        let salt = random_bytes::<16>().to_vec();
+        let derived_key = derive(password, &salt, iterations);
+        Self {
+            iterations,
+            salt,
+            derived_key,
+        }
+    }
+
+    pub fn verify(&self, password: &str) -> bool {
+        ct_eq(
+            &derive(password, &self.salt, self.iterations),
+            &self.derived_key,
+        )
+    }
+
+    /// The fields CouchDB 3.4 writes into a user document.
+    pub fn to_fields(&self) -> Value {
+        json!({
+            "password_scheme": "pbkdf2",
+            "pbkdf2_prf": "sha256",
+            "iterations": self.iterations,
+            "salt": hex(&self.salt),
+            "derived_key": hex(&self.derived_key),
+        })
+    }
+
+    pub fn from_fields(doc: &Value) -> Option<Self> {
+        if doc.get("password_scheme")?.as_str()? != "pbkdf2"
+            || doc
+                .get("pbkdf2_prf")
+                .and_then(Value::as_str)
+                .unwrap_or("sha256")
+                != "sha256"
+        {
+            return None;
+        }
+        Some(Self {
+            iterations: u32::try_from(doc.get("iterations")?.as_u64()?).ok()?,
+            salt: unhex(doc.get("salt")?.as_str()?)?,
+            derived_key: unhex(doc.get("derived_key")?.as_str()?)?,
+        })
+    }
+}
+
+fn derive(password: &str, salt: &[u8], iterations: u32) -> Vec<u8> {
+    let mut out = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<Sha256>(password.as_bytes(), salt, iterations.max(1), &mut out);
+    out.to_vec()
+}
+
+/// Constant-time equality, whatever the lengths: compares MACs of both sides.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    let Some(theirs) = mac(b"couchkv ct_eq", b) else {
+        return false;
+    };
+    mac(b"couchkv ct_eq", a)
+        .is_some_and(|m| m.verify_slice(&theirs.finalize().into_bytes()).is_ok())
+}
+
+fn mac(key: &[u8], data: &[u8]) -> Option<HmacSha256> {
+    let mut m = HmacSha256::new_from_slice(key).ok()?;
+    m.update(data);
+    Some(m)
+}
+
+/// An `AuthSession` cookie value: `base64url(name:expiry:hex(hmac))`, expiry in seconds.
+pub fn make_cookie(secret: &[u8], name: &str, expires: u64) -> String {
+    let payload = format!("{name}:{expires:x}");
+    let sig = mac(secret, payload.as_bytes())
+        .map(|m| hex(&m.finalize().into_bytes()))
+        .unwrap_or_default();
+    URL_SAFE_NO_PAD.encode(format!("{payload}:{sig}"))
+}
+
+/// The user name and expiry of a cookie whose signature holds; `None` for anything else.
+pub fn check_cookie(secret: &[u8], cookie: &str) -> Option<(String, u64)> {
+    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(cookie).ok()?).ok()?;
+    let (payload, sig) = raw.rsplit_once(':')?;
+    let (name, expires) = payload.rsplit_once(':')?;
+    let expires = u64::from_str_radix(expires, 16).ok()?;
+    mac(secret, payload.as_bytes())?
+        .verify_slice(&unhex(sig)?)
+        .ok()?;
+    Some((name.to_owned(), expires))
+}
+
+/// Why a JWT was refused (never echoing the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwtError {
+    Malformed,
+    Algorithm,
+    Signature,
+    Expired,
+    NoSubject,
+}
+
+/// The claims of an HS256 token signed with `secret`, checked for `exp` (and `nbf`).
+pub fn check_jwt(secret: &[u8], token: &str, now: u64) -> Result<Value, JwtError> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed);
+    };
+    let header: Value = URL_SAFE_NO_PAD
+        .decode(h)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(JwtError::Malformed)?;
+    if header.get("alg").and_then(Value::as_str) != Some("HS256") {
+        return Err(JwtError::Algorithm);
+    }
+    let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed)?;
+    mac(secret, format!("{h}.{p}").as_bytes())
+        .ok_or(JwtError::Signature)?
+        .verify_slice(&sig)
+        .map_err(|_| JwtError::Signature)?;
+    let claims: Value = URL_SAFE_NO_PAD
+        .decode(p)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(JwtError::Malformed)?;
+    match claims.get("exp").map(Value::as_u64) {
+        Some(Some(exp)) if exp > now => {}
+        Some(_) => return Err(JwtError::Expired),
+        // Tokens must expire.
+        None => return Err(JwtError::Expired),
+    }
+    if let Some(nbf) = claims.get("nbf").and_then(Value::as_u64) {
+        if nbf > now {
+            return Err(JwtError::Expired);
+        }
+    }
+    if claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err(JwtError::NoSubject);
+    }
+    Ok(claims)
+}
+
+/// Signs claims as an HS256 token (for tests and tools).
+pub fn make_jwt(secret: &[u8], claims: &Value) -> String {
+    let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let p = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let sig = mac(secret, format!("{h}.{p}").as_bytes())
+        .map(|m| URL_SAFE_NO_PAD.encode(m.finalize().into_bytes()))
+        .unwrap_or_default();
+    format!("{h}.{p}.{sig}")
+}
+
+/// A keyed digest of credentials, for the cache of verified passwords: not reversible without
+/// the server's secret, so the cache holds nothing a dump could turn into a password.
+pub fn credential_digest(secret: &[u8], name: &str, password: &str) -> Vec<u8> {
+    mac(secret, format!("{name}\0{password}").as_bytes())
+        .map(|m| m.finalize().into_bytes().to_vec())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords() {
+        let h = PasswordHash::new("s3cret", 1000);
+        assert!(h.verify("s3cret"));
+        assert!(!h.verify("s3cret "));
+        assert!(!h.verify(""));
+        let back = PasswordHash::from_fields(&h.to_fields()).unwrap();
+        assert_eq!(back, h);
+        assert!(back.verify("s3cret"));
+        assert_eq!(h.to_fields()["password_scheme"], "pbkdf2");
+        assert_ne!(
+            PasswordHash::new("s3cret", 1000).salt,
+            h.salt,
+            "salts are random"
+        );
+    }
+
+    #[test]
+    fn cookies() {
+        let secret = b"0123456789abcdef";
+        let c = make_cookie(secret, "bob", 1_000);
+        assert_eq!(check_cookie(secret, &c), Some(("bob".into(), 1_000)));
+        assert_eq!(check_cookie(b"another secret", &c), None);
+        // Tampering with the name or the expiry breaks the signature.
+        let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(&c).unwrap()).unwrap();
+        for forged in [
+            raw.replacen("bob", "eve", 1),
+            raw.replacen(":3e8:", ":ffffff:", 1),
+        ] {
+            assert_eq!(check_cookie(secret, &URL_SAFE_NO_PAD.encode(forged)), None);
+        }
+        assert_eq!(check_cookie(secret, "not base64 at all!"), None);
+        // Names with colons survive.
+        let c = make_cookie(secret, "a:b", 5);
+        assert_eq!(check_cookie(secret, &c), Some(("a:b".into(), 5)));
+    }
+
+    #[test]
+    fn jwts() {
+        let secret = b"jwt secret";
+        let good = make_jwt(
+            secret,
+            &json!({"sub": "bob", "exp": 2000, "_couchdb.roles": ["r"]}),
+        );
+        assert_eq!(check_jwt(secret, &good, 1000).unwrap()["sub"], "bob");
+        assert_eq!(check_jwt(b"wrong", &good, 1000), Err(JwtError::Signature));
+        assert_eq!(check_jwt(secret, &good, 2000), Err(JwtError::Expired));
+        let no_exp = make_jwt(secret, &json!({"sub": "bob"}));
+        assert_eq!(check_jwt(secret, &no_exp, 1), Err(JwtError::Expired));
+        let no_sub = make_jwt(secret, &json!({"exp": 2000}));
+        assert_eq!(check_jwt(secret, &no_sub, 1), Err(JwtError::NoSubject));
+        // alg "none" and friends are refused whatever the signature.
+        let (_, rest) = good.split_once('.').unwrap();
+        let none = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#));
+        assert_eq!(check_jwt(secret, &none, 1000), Err(JwtError::Algorithm));
+        assert_eq!(check_jwt(secret, "a.b", 1000), Err(JwtError::Malformed));
+        // A changed payload with the old signature fails.
+        let mut parts: Vec<&str> = good.split('.').collect();
+        let forged = URL_SAFE_NO_PAD.encode(json!({"sub": "admin", "exp": 2000}).to_string());
+        parts[1] = &forged;
+        assert_eq!(
+            check_jwt(secret, &parts.join("."), 1000),
+            Err(JwtError::Signature)
+        );
+    }
+}

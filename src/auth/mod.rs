@@ -1,0 +1,593 @@
+//! Who is asking, and may they: server admins from the command line, users in `_users`
+//! (passwords as PBKDF2 hashes), HTTP Basic, `AuthSession` cookies, HS256 JWTs, per-user
+//! databases as CouchDB's couch_peruser makes them, and `_security` per database.
+//!
+//! Secrets never leave this module in clear: admin passwords are hashed when the server starts,
+//! user passwords before they are stored, and the cache of verified credentials is keyed by an
+//! HMAC under the server's secret.
+
+pub mod crypto;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::clock::Clock;
+use crate::couch::{Couch, CouchError, DocOptions, Result};
+use crypto::PasswordHash;
+
+/// The `_users` database.
+pub const USERS_DB: &str = "_users";
+/// The id prefix of user documents.
+pub const USER_PREFIX: &str = "org.couchdb.user:";
+pub use crate::couch::security::{Security, UserCtx, ADMIN_ROLE};
+
+/// Who may sign up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signup {
+    /// Anyone may create a user document for themselves (CouchDB's behaviour).
+    Open,
+    /// Only server admins create users.
+    Admin,
+}
+
+#[derive(Clone)]
+pub struct AuthConfig {
+    /// `(name, password)` of each server admin; hashed at start and then dropped.
+    pub admins: Vec<(String, String)>,
+    pub signup: Signup,
+    /// The HS256 key for JWT bearer tokens; `None` turns JWT off.
+    pub jwt_secret: Option<Vec<u8>>,
+    /// How long an `AuthSession` cookie lasts.
+    pub session_lifetime: Duration,
+    /// PBKDF2 iterations for new password hashes.
+    pub pbkdf2_iterations: u32,
+    /// Deleting a user deletes its database (CouchDB's `delete_dbs`); otherwise the user is
+    /// only taken out of its `_security`.
+    pub delete_user_dbs: bool,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print a secret, even in debug output.
+        f.debug_struct("AuthConfig")
+            .field(
+                "admins",
+                &self.admins.iter().map(|a| &a.0).collect::<Vec<_>>(),
+            )
+            .field("signup", &self.signup)
+            .field("jwt", &self.jwt_secret.is_some())
+            .field("session_lifetime", &self.session_lifetime)
+            .field("pbkdf2_iterations", &self.pbkdf2_iterations)
+            .field("delete_user_dbs", &self.delete_user_dbs)
+            .finish()
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            admins: Vec::new(),
+            signup: Signup::Open,
+            jwt_secret: None,
+            session_lifetime: Duration::from_secs(600),
+            pbkdf2_iterations: 600_000,
+            delete_user_dbs: false,
+        }
+    }
+}
+
+/// What a request brings to prove who it is.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    None,
+    Basic { name: String, password: String },
+    Cookie(String),
+    Bearer(String),
+}
+
+/// How a request was authenticated, for `GET /_session`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    None,
+    Default,
+    Cookie,
+    Jwt,
+}
+
+impl Method {
+    pub fn name(self) -> Option<&'static str> {
+        match self {
+            Method::None => None,
+            Method::Default => Some("default"),
+            Method::Cookie => Some("cookie"),
+            Method::Jwt => Some("jwt"),
+        }
+    }
+}
+
+/// The outcome of authenticating a request.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: UserCtx,
+    pub method: Method,
+    /// A fresh cookie to send back (a session past half its life is renewed).
+    pub renewed_cookie: Option<String>,
+}
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    ServerAdmin,
+    DbAdmin,
+    Member,
+}
+
+/// 401 for nobody, 403 for somebody not allowed: CouchDB's answers.
+pub fn deny(user: &UserCtx) -> CouchError {
+    if user.name.is_none() {
+        CouchError::new(
+            401,
+            "unauthorized",
+            "You are not authorized to access this db.",
+        )
+    } else {
+        CouchError::new(403, "forbidden", "You are not allowed to access this db.")
+    }
+}
+
+/// The per-user database name couch_peruser gives a user: `userdb-` + hex of the name.
+pub fn user_db_name(name: &str) -> String {
+    let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("userdb-{hex}")
+}
+
+struct Failures {
+    count: u32,
+    last: u64,
+}
+
+/// A verified password, remembered for a short while so Basic auth on every request does not
+/// run PBKDF2 every time.
+struct Verified {
+    /// The user document's revision when verified: a password change invalidates it.
+    rev: String,
+    until: u64,
+}
+
+pub struct Auth {
+    couch: Arc<Couch>,
+    clock: Arc<dyn Clock>,
+    admins: HashMap<String, PasswordHash>,
+    secret: [u8; 32],
+    config: AuthConfig,
+    failures: Mutex<HashMap<String, Failures>>,
+    verified: Mutex<HashMap<Vec<u8>, Verified>>,
+}
+
+const VERIFIED_FOR_SECS: u64 = 300;
+
+impl Auth {
+    /// `secret` signs cookies and keys the credential cache; keep it across restarts so sessions
+    /// survive them.
+    pub fn new(
+        couch: Arc<Couch>,
+        clock: Arc<dyn Clock>,
+        secret: [u8; 32],
+        mut config: AuthConfig,
+    ) -> Self {
+        let admins = config
+            .admins
+            .drain(..)
+            .map(|(name, password)| {
+                let h = PasswordHash::new(&password, config.pbkdf2_iterations);
+                (name, h)
+            })
+            .collect();
+        Self {
+            couch,
+            clock,
+            admins,
+            secret,
+            config,
+            failures: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    pub fn has_admins(&self) -> bool {
+        !self.admins.is_empty()
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_secs()
+    }
+
+    /// How long to hold back an attempt for `name` from `addr`: doubling with each recent
+    /// failure (from 100 ms up to 5 s), forgotten a minute after the last.
+    pub fn login_delay(&self, name: &str, addr: Option<IpAddr>) -> Duration {
+        let now = self.now();
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let count = [format!("user:{name}"), format!("addr:{addr:?}")]
+            .iter()
+            .filter_map(|k| failures.get(k))
+            .filter(|f| now.saturating_sub(f.last) < 60)
+            .map(|f| f.count)
+            .max()
+            .unwrap_or(0);
+        if count == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_millis((100u64 << (count - 1).min(6)).min(5000))
+        }
+    }
+
+    fn record(&self, name: &str, addr: Option<IpAddr>, ok: bool) {
+        let now = self.now();
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        for key in [format!("user:{name}"), format!("addr:{addr:?}")] {
+            if ok {
+                failures.remove(&key);
+            } else {
+                let f = failures.entry(key).or_insert(Failures {
+                    count: 0,
+                    last: now,
+                });
+                if now.saturating_sub(f.last) >= 60 {
+                    f.count = 0;
+                }
+                f.count += 1;
+                f.last = now;
+            }
+        }
+    }
+
+    /// The user document, if the user exists.
+    async fn user_doc(&self, name: &str) -> Result<Option<Value>> {
+        self.stored_user(&format!("{USER_PREFIX}{name}")).await
+    }
+
+    fn roles_of(doc: &Value) -> Vec<String> {
+        doc.get("roles")
+            .and_then(Value::as_array)
+            .map(|r| {
+                r.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Checks a name and password; `None` when they do not match (the failure is recorded).
+    pub async fn check_password(
+        &self,
+        name: &str,
+        password: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<Option<UserCtx>> {
+        let user = self.verify(name, password).await?;
+        self.record(name, addr, user.is_some());
+        Ok(user)
+    }
+
+    async fn verify(&self, name: &str, password: &str) -> Result<Option<UserCtx>> {
+        // Server admins first; their "revision" never changes while the server runs.
+        let (hash, roles, rev) = match self.admins.get(name) {
+            Some(h) => (
+                Some(h.clone()),
+                vec![ADMIN_ROLE.to_owned()],
+                String::from("admin"),
+            ),
+            None => match self.user_doc(name).await? {
+                Some(doc) => (
+                    PasswordHash::from_fields(&doc),
+                    Self::roles_of(&doc),
+                    doc["_rev"].as_str().unwrap_or_default().to_owned(),
+                ),
+                None => return Ok(None),
+            },
+        };
+        let user = UserCtx {
+            name: Some(name.to_owned()),
+            roles,
+        };
+        let key = crypto::credential_digest(&self.secret, name, password);
+        let now = self.now();
+        {
+            let cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(v) = cache.get(&key) {
+                if v.until > now && v.rev == rev {
+                    return Ok(Some(user));
+                }
+            }
+        }
+        let Some(hash) = hash else {
+            return Ok(None);
+        };
+        if !hash.verify(password) {
+            return Ok(None);
+        }
+        let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|_, v| v.until > now);
+        cache.insert(
+            key,
+            Verified {
+                rev,
+                until: now + VERIFIED_FOR_SECS,
+            },
+        );
+        Ok(Some(user))
+    }
+
+    /// A new session cookie for `name`.
+    pub fn cookie_for(&self, name: &str) -> String {
+        crypto::make_cookie(
+            &self.secret,
+            name,
+            self.now() + self.config.session_lifetime.as_secs(),
+        )
+    }
+
+    /// Who the credentials say the request comes from. Bad Basic credentials and bad tokens
+    /// are a 401; a bad or expired cookie counts as no cookie, as in CouchDB.
+    pub async fn authenticate(&self, creds: Credentials, addr: Option<IpAddr>) -> Result<Session> {
+        let anonymous = Session {
+            user: UserCtx::default(),
+            method: Method::None,
+            renewed_cookie: None,
+        };
+        match creds {
+            Credentials::None => Ok(anonymous),
+            Credentials::Basic { name, password } => {
+                match self.check_password(&name, &password, addr).await? {
+                    Some(user) => Ok(Session {
+                        user,
+                        method: Method::Default,
+                        renewed_cookie: None,
+                    }),
+                    None => Err(CouchError::new(
+                        401,
+                        "unauthorized",
+                        "Name or password is incorrect.",
+                    )),
+                }
+            }
+            Credentials::Cookie(cookie) => {
+                let now = self.now();
+                let Some((name, expires)) = crypto::check_cookie(&self.secret, &cookie) else {
+                    return Ok(anonymous);
+                };
+                if expires <= now {
+                    return Ok(anonymous);
+                }
+                let roles = if self.admins.contains_key(&name) {
+                    vec![ADMIN_ROLE.to_owned()]
+                } else {
+                    match self.user_doc(&name).await? {
+                        Some(doc) => Self::roles_of(&doc),
+                        // The user was deleted: the session ends with it.
+                        None => return Ok(anonymous),
+                    }
+                };
+                let half = self.config.session_lifetime.as_secs() / 2;
+                let renewed = (expires.saturating_sub(now) <= half).then(|| self.cookie_for(&name));
+                Ok(Session {
+                    user: UserCtx {
+                        name: Some(name),
+                        roles,
+                    },
+                    method: Method::Cookie,
+                    renewed_cookie: renewed,
+                })
+            }
+            Credentials::Bearer(token) => {
+                let Some(secret) = &self.config.jwt_secret else {
+                    return Err(CouchError::new(
+                        401,
+                        "unauthorized",
+                        "JWT authentication is not enabled.",
+                    ));
+                };
+                let claims = crypto::check_jwt(secret, &token, self.now()).map_err(|e| {
+                    CouchError::new(401, "unauthorized", format!("Invalid token ({e:?})."))
+                })?;
+                let roles = claims
+                    .get("_couchdb.roles")
+                    .and_then(Value::as_array)
+                    .map(|r| {
+                        r.iter()
+                            .filter_map(|x| x.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(Session {
+                    user: UserCtx {
+                        name: claims["sub"].as_str().map(str::to_owned),
+                        roles,
+                    },
+                    method: Method::Jwt,
+                    renewed_cookie: None,
+                })
+            }
+        }
+    }
+
+    /// Whether `user` may do what `need` names on database `db`.
+    pub async fn authorize(&self, user: &UserCtx, db: &str, need: Need) -> Result<()> {
+        if user.is_admin() {
+            return Ok(());
+        }
+        if need == Need::ServerAdmin || db == USERS_DB {
+            return Err(deny(user));
+        }
+        // An unknown database is as closed as a forbidden one: no existence leaks.
+        let handle = match self.couch.db(db).await {
+            Ok(h) => h,
+            Err(e) if e.status == 404 => return Err(deny(user)),
+            Err(e) => return Err(e),
+        };
+        let sec = handle.security().await?;
+        let ok = match need {
+            Need::ServerAdmin => false,
+            Need::DbAdmin => sec.is_db_admin(user),
+            Need::Member => sec.is_member(user),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(deny(user))
+        }
+    }
+
+    /// Turns a user document a client sends into the one stored: checks who may write it,
+    /// replaces `password` by its hash. `current` is the stored document, if any.
+    pub fn prepare_user_doc(
+        &self,
+        user: &UserCtx,
+        id: &str,
+        mut doc: Value,
+        current: Option<&Value>,
+    ) -> Result<Value> {
+        let Some(name) = id.strip_prefix(USER_PREFIX) else {
+            return Err(CouchError::doc_validation(
+                "user document ids start with org.couchdb.user:",
+            ));
+        };
+        let deleting = doc.get("_deleted").and_then(Value::as_bool) == Some(true);
+        let is_self = user.name.as_deref() == Some(name);
+        // Who may write at all.
+        match (user.is_admin(), is_self, current.is_some()) {
+            (true, _, _) => {}
+            (false, true, true) => {}
+            (false, _, false)
+                if !deleting && user.name.is_none() && self.config.signup == Signup::Open => {}
+            (false, _, false) if !deleting && is_self && self.config.signup == Signup::Open => {}
+            _ => return Err(deny(user)),
+        }
+        if deleting {
+            return Ok(doc);
+        }
+        if doc.get("name").and_then(Value::as_str) != Some(name) {
+            return Err(CouchError::doc_validation(
+                "doc.name must be the name in the id",
+            ));
+        }
+        if doc.get("type").and_then(Value::as_str) != Some("user") {
+            return Err(CouchError::doc_validation("doc.type must be user"));
+        }
+        if name.is_empty() || name.starts_with('_') {
+            return Err(CouchError::doc_validation(
+                "user names may not be empty or start with _",
+            ));
+        }
+        let roles = match doc.get("roles") {
+            Some(Value::Array(r)) if r.iter().all(Value::is_string) => r.clone(),
+            _ => {
+                return Err(CouchError::doc_validation(
+                    "doc.roles must be an array of strings",
+                ))
+            }
+        };
+        if !user.is_admin() {
+            let before = current
+                .and_then(|c| c.get("roles"))
+                .cloned()
+                .unwrap_or(json!([]));
+            if Value::Array(roles) != before {
+                return Err(CouchError::new(
+                    403,
+                    "forbidden",
+                    "Only _admin may set roles",
+                ));
+            }
+        }
+        let obj = doc
+            .as_object_mut()
+            .ok_or_else(|| CouchError::bad_request("Document must be a JSON object"))?;
+        match obj.remove("password") {
+            Some(Value::String(p)) => {
+                let fields = PasswordHash::new(&p, self.config.pbkdf2_iterations).to_fields();
+                if let Value::Object(f) = fields {
+                    obj.extend(f);
+                }
+            }
+            Some(_) => return Err(CouchError::doc_validation("password must be a string")),
+            None => {
+                // Keep the stored hash when a user document is rewritten without a password.
+                if let Some(cur) = current {
+                    for k in [
+                        "password_scheme",
+                        "pbkdf2_prf",
+                        "iterations",
+                        "salt",
+                        "derived_key",
+                    ] {
+                        if let Some(v) = cur.get(k) {
+                            obj.insert(k.to_owned(), v.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(doc)
+    }
+
+    /// After a user document was written: make its database on creation, or on deletion delete
+    /// it (or take the user out of it).
+    pub async fn after_user_write(&self, id: &str, created: bool, deleted: bool) -> Result<()> {
+        let Some(name) = id.strip_prefix(USER_PREFIX) else {
+            return Ok(());
+        };
+        let db_name = user_db_name(name);
+        if deleted {
+            if self.config.delete_user_dbs {
+                match self.couch.delete_db(&db_name).await {
+                    Ok(()) => {}
+                    Err(e) if e.status == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            } else if let Ok(db) = self.couch.db(&db_name).await {
+                let mut sec = db.security().await?;
+                sec.admin_names.retain(|n| n != name);
+                sec.member_names.retain(|n| n != name);
+                db.put_security(&sec).await?;
+            }
+            return Ok(());
+        }
+        if created {
+            match self.couch.create_db(&db_name).await {
+                Ok(()) | Err(CouchError { status: 412, .. }) => {}
+                Err(e) => return Err(e),
+            }
+            let db = self.couch.db(&db_name).await?;
+            db.put_security(&Security {
+                admin_names: vec![name.to_owned()],
+                member_names: vec![name.to_owned()],
+                ..Security::default()
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The stored user document (for `prepare_user_doc`), if any.
+    pub async fn stored_user(&self, id: &str) -> Result<Option<Value>> {
+        let db = self.couch.db(USERS_DB).await?;
+        let opts = DocOptions {
+            with_password_hash: true,
+            ..DocOptions::default()
+        };
+        match db.get(id, &opts).await {
+            Ok(doc) => Ok(Some(doc)),
+            Err(e) if e.status == 404 => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}

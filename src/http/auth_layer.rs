@@ -1,0 +1,204 @@
+//! Authentication and authorization for every route, in one place: the credentials become a
+//! [`Session`] in the request's extensions, and the route's class decides what it needs.
+//! Handlers refine only what depends on the body (design documents in a bulk write, and the
+//! rules of `_users` documents).
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+
+use super::AppState;
+use crate::auth::{Credentials, Need, Session, USERS_DB, USER_PREFIX};
+use crate::couch::CouchError;
+
+/// What a route needs before its handler runs.
+enum Access {
+    Public,
+    ServerAdmin,
+    Db(String, Need),
+    /// A `_users` document: the handler applies the user-document rules.
+    UserDoc,
+}
+
+fn decode(seg: &str) -> String {
+    percent_encoding::percent_decode_str(seg)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn classify(method: &Method, path: &str) -> Access {
+    let segs: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(decode)
+        .collect();
+    let write = !matches!(*method, Method::GET | Method::HEAD);
+    let Some(db) = segs.first() else {
+        return Access::Public;
+    };
+    match (db.as_str(), segs.len()) {
+        ("_up" | "_uuids" | "_session", 1) => return Access::Public,
+        ("_all_dbs", 1) => return Access::ServerAdmin,
+        _ => {}
+    }
+    if db == USERS_DB {
+        return match segs.get(1) {
+            Some(id) if id.starts_with(USER_PREFIX) && segs.len() == 2 => Access::UserDoc,
+            _ => Access::ServerAdmin,
+        };
+    }
+    let need = match (segs.len(), segs.get(1).map(String::as_str)) {
+        (1, _) if *method == Method::PUT || *method == Method::DELETE => {
+            return Access::ServerAdmin
+        }
+        (_, Some("_security")) if write => Need::DbAdmin,
+        (_, Some("_design")) if write => Need::DbAdmin,
+        _ => Need::Member,
+    };
+    Access::Db(db.clone(), need)
+}
+
+/// The credentials a request carries: Basic, a bearer token, or the `AuthSession` cookie.
+pub fn credentials(headers: &HeaderMap) -> Result<Credentials, CouchError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let value = value
+            .to_str()
+            .map_err(|_| CouchError::bad_request("Malformed Authorization header"))?;
+        if let Some(b) = value
+            .strip_prefix("Basic ")
+            .or_else(|| value.strip_prefix("basic "))
+        {
+            let raw = B64
+                .decode(b.trim())
+                .ok()
+                .and_then(|r| String::from_utf8(r).ok())
+                .ok_or_else(|| CouchError::bad_request("Malformed Basic credentials"))?;
+            let (name, password) = raw
+                .split_once(':')
+                .ok_or_else(|| CouchError::bad_request("Malformed Basic credentials"))?;
+            return Ok(Credentials::Basic {
+                name: name.to_owned(),
+                password: password.to_owned(),
+            });
+        }
+        if let Some(t) = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+        {
+            return Ok(Credentials::Bearer(t.trim().to_owned()));
+        }
+        return Err(CouchError::new(
+            401,
+            "unauthorized",
+            "Unsupported authorization scheme",
+        ));
+    }
+    for cookie in headers.get_all(header::COOKIE) {
+        let Ok(cookie) = cookie.to_str() else {
+            continue;
+        };
+        for part in cookie.split(';') {
+            if let Some(v) = part.trim().strip_prefix("AuthSession=") {
+                if !v.is_empty() {
+                    return Ok(Credentials::Cookie(v.to_owned()));
+                }
+            }
+        }
+    }
+    Ok(Credentials::None)
+}
+
+pub fn session_cookie(value: &str, max_age: u64) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "AuthSession={value}; Version=1; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"
+    ))
+    .ok()
+}
+
+pub async fn authenticate(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let creds = match credentials(req.headers()) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    // Failed logins slow down the next attempts for that name and that address.
+    if let Credentials::Basic { name, .. } = &creds {
+        let delay = state.auth.login_delay(name, Some(peer.ip()));
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+    let session = match state.auth.authenticate(creds, Some(peer.ip())).await {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
+    let access = classify(req.method(), req.uri().path());
+    let allowed = match access {
+        Access::Public | Access::UserDoc => Ok(()),
+        Access::ServerAdmin => {
+            if session.user.is_admin() {
+                Ok(())
+            } else {
+                Err(crate::auth::deny(&session.user))
+            }
+        }
+        Access::Db(db, need) => state.auth.authorize(&session.user, &db, need).await,
+    };
+    if let Err(e) = allowed {
+        return e.into_response();
+    }
+    let renewed = session.renewed_cookie.clone();
+    req.extensions_mut().insert::<Session>(session);
+    let mut resp = next.run(req).await;
+    if let Some(cookie) = renewed {
+        let max_age = state.auth.config().session_lifetime.as_secs();
+        if let Some(v) = session_cookie(&cookie, max_age) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn need(method: Method, path: &str) -> String {
+        match classify(&method, path) {
+            Access::Public => "public".into(),
+            Access::ServerAdmin => "server admin".into(),
+            Access::UserDoc => "user doc".into(),
+            Access::Db(db, n) => format!("{db} {n:?}"),
+        }
+    }
+
+    #[test]
+    fn routes_are_classified() {
+        assert_eq!(need(Method::GET, "/"), "public");
+        assert_eq!(need(Method::POST, "/_session"), "public");
+        assert_eq!(need(Method::GET, "/_all_dbs"), "server admin");
+        assert_eq!(need(Method::PUT, "/db"), "server admin");
+        assert_eq!(need(Method::DELETE, "/db/"), "server admin");
+        assert_eq!(need(Method::GET, "/db"), "db Member");
+        assert_eq!(need(Method::PUT, "/db/_security"), "db DbAdmin");
+        assert_eq!(need(Method::GET, "/db/_security"), "db Member");
+        assert_eq!(need(Method::PUT, "/db/_design/x"), "db DbAdmin");
+        assert_eq!(need(Method::GET, "/db/_design/x"), "db Member");
+        assert_eq!(need(Method::PUT, "/a%2Fb/doc"), "a/b Member");
+        assert_eq!(
+            need(Method::PUT, "/_users/org.couchdb.user:bob"),
+            "user doc"
+        );
+        assert_eq!(need(Method::GET, "/_users/_all_docs"), "server admin");
+        assert_eq!(need(Method::GET, "/_users"), "server admin");
+    }
+}
