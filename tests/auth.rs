@@ -780,4 +780,14 @@ async fn failed_logins_slow_down_and_no_secret_leaks() {
         assert!(!seen.contains(secret), "{secret} appeared in a response");
         assert!(!logs.contains(secret), "{secret} appeared in the logs");
     }
+    // A derived key is 32 bytes written as 64 hex digits; nothing else couchkv prints is that
+    // long (revision hashes and uuids are 32), so no such run may appear anywhere.
+    for text in [&seen, &logs] {
+        let longest = text
+            .split(|c: char| !c.is_ascii_hexdigit())
+            .map(str::len)
+            .max()
+            .unwrap_or(0);
+        assert!(longest < 64, "a 64-hex-digit run (a derived key?) appeared");
+    }
 }
