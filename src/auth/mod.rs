@@ -166,6 +166,9 @@ pub struct Auth {
     config: AuthConfig,
     failures: Mutex<HashMap<String, Failures>>,
     verified: Mutex<HashMap<Vec<u8>, Verified>>,
+    /// One PBKDF2 run per name at a time: concurrent requests with the same credentials wait
+    /// for the first and then find it in `verified`, instead of all hashing at once.
+    hashing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 const VERIFIED_FOR_SECS: u64 = 300;
@@ -195,6 +198,7 @@ impl Auth {
             config,
             failures: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
+            hashing: Mutex::new(HashMap::new()),
         }
     }
 
@@ -232,6 +236,10 @@ impl Auth {
     fn record(&self, name: &str, addr: Option<IpAddr>, ok: bool) {
         let now = self.now();
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() > 10_000 {
+            // Forget what no longer slows anyone down, so random names cannot fill memory.
+            failures.retain(|_, f| now.saturating_sub(f.last) < 60);
+        }
         for key in [format!("user:{name}"), format!("addr:{addr:?}")] {
             if ok {
                 failures.remove(&key);
@@ -300,18 +308,42 @@ impl Auth {
         };
         let key = crypto::credential_digest(&self.secret, name, password);
         let now = self.now();
-        {
+        let cached = || {
             let cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(v) = cache.get(&key) {
-                if v.until > now && v.rev == rev {
-                    return Ok(Some(user));
-                }
-            }
+            cache
+                .get(&key)
+                .is_some_and(|v| v.until > now && v.rev == rev)
+        };
+        if cached() {
+            return Ok(Some(user));
         }
         let Some(hash) = hash else {
             return Ok(None);
         };
-        if !hash.verify(password) {
+        let gate = self
+            .hashing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_owned())
+            .or_default()
+            .clone();
+        let turn = gate.lock().await;
+        let verified = cached() || {
+            // PBKDF2 is deliberately slow: keep it off the async runtime's threads.
+            let password = password.to_owned();
+            tokio::task::spawn_blocking(move || hash.verify(&password))
+                .await
+                .unwrap_or(false)
+        };
+        drop(turn);
+        {
+            // The last one through removes the gate: random names cannot grow the map.
+            let mut gates = self.hashing.lock().unwrap_or_else(|p| p.into_inner());
+            if Arc::strong_count(&gate) <= 2 {
+                gates.remove(name);
+            }
+        }
+        if !verified {
             return Ok(None);
         }
         let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
@@ -448,7 +480,7 @@ impl Auth {
 
     /// Turns a user document a client sends into the one stored: checks who may write it,
     /// replaces `password` by its hash. `current` is the stored document, if any.
-    pub fn prepare_user_doc(
+    pub async fn prepare_user_doc(
         &self,
         user: &UserCtx,
         id: &str,
@@ -513,7 +545,11 @@ impl Auth {
             .ok_or_else(|| CouchError::bad_request("Document must be a JSON object"))?;
         match obj.remove("password") {
             Some(Value::String(p)) => {
-                let fields = PasswordHash::new(&p, self.config.pbkdf2_iterations).to_fields();
+                let iterations = self.config.pbkdf2_iterations;
+                let fields = tokio::task::spawn_blocking(move || PasswordHash::new(&p, iterations))
+                    .await
+                    .map_err(|_| CouchError::internal("password hashing failed"))?
+                    .to_fields();
                 if let Value::Object(f) = fields {
                     obj.extend(f);
                 }

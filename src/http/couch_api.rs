@@ -281,7 +281,8 @@ async fn bulk_docs(
             let current = state.auth.stored_user(&id).await?;
             *doc = state
                 .auth
-                .prepare_user_doc(&session.user, &id, doc.take(), current.as_ref())?;
+                .prepare_user_doc(&session.user, &id, doc.take(), current.as_ref())
+                .await?;
             user_docs.push((
                 id,
                 current.is_none(),
@@ -516,7 +517,8 @@ async fn write_doc(
         let current = state.auth.stored_user(&id).await?;
         doc = state
             .auth
-            .prepare_user_doc(&session.user, &id, doc, current.as_ref())?;
+            .prepare_user_doc(&session.user, &id, doc, current.as_ref())
+            .await?;
         Some((
             current.is_none(),
             doc.get("_deleted") == Some(&Value::Bool(true)),
@@ -548,7 +550,8 @@ async fn delete_doc(
         let current = state.auth.stored_user(&id).await?;
         doc = state
             .auth
-            .prepare_user_doc(&session.user, &id, doc, current.as_ref())?;
+            .prepare_user_doc(&session.user, &id, doc, current.as_ref())
+            .await?;
     }
     let r = single(db.bulk_docs(vec![doc], true).await?)?;
     if let (true, WriteResult::Ok { id, .. }) = (users, &r) {
