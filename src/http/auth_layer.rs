@@ -20,6 +20,9 @@ use crate::couch::CouchError;
 enum Access {
     Public,
     ServerAdmin,
+    /// The KV API: a server admin (API tokens come with their own scopes). Refusals are in
+    /// Cloudflare's envelope.
+    Kv,
     Db(String, Need),
     /// A `_users` document: the handler applies the user-document rules.
     UserDoc,
@@ -32,6 +35,9 @@ fn decode(seg: &str) -> String {
 }
 
 fn classify(method: &Method, path: &str) -> Access {
+    if path.starts_with("/client/v4/") {
+        return Access::Kv;
+    }
     let segs: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
@@ -144,6 +150,17 @@ pub async fn authenticate(
     let access = classify(req.method(), req.uri().path());
     let allowed = match access {
         Access::Public | Access::UserDoc => Ok(()),
+        Access::Kv => {
+            if !session.user.is_admin() {
+                let (status, message) = if session.user.name.is_none() {
+                    (401, "Authentication error")
+                } else {
+                    (403, "Authorization error")
+                };
+                return super::kv_api::ApiError::new(status, 10000, message).into_response();
+            }
+            Ok(())
+        }
         Access::ServerAdmin => {
             if session.user.is_admin() {
                 Ok(())
@@ -176,6 +193,7 @@ mod tests {
         match classify(&method, path) {
             Access::Public => "public".into(),
             Access::ServerAdmin => "server admin".into(),
+            Access::Kv => "kv".into(),
             Access::UserDoc => "user doc".into(),
             Access::Db(db, n) => format!("{db} {n:?}"),
         }

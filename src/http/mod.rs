@@ -5,6 +5,7 @@ mod auth_layer;
 mod changes;
 mod couch_api;
 pub mod error;
+mod kv_api;
 mod session_api;
 
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub fn app(state: AppState, config: &HttpConfig) -> Router {
         .route("/", get(welcome))
         .route("/_up", get(up))
         .merge(session_api::routes())
+        .merge(kv_api::routes())
         .merge(couch_api::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
