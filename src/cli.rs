@@ -20,6 +20,35 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// API tokens for the KV API.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a token and print it (the only time it is shown). Works on a data directory no
+    /// server is using; against a running server, `POST /_couchkv/tokens` as an admin does the same.
+    Create(TokenArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// A name to recognise the token by.
+    #[arg(long)]
+    pub name: String,
+    /// A namespace id the token reaches (repeatable); none for every namespace.
+    #[arg(long = "namespace")]
+    pub namespaces: Vec<String>,
+    /// Read only.
+    #[arg(long, conflicts_with = "write")]
+    pub read: bool,
+    /// Read and write.
+    #[arg(long)]
+    pub write: bool,
+    /// The data directory (as `serve --data`).
+    #[arg(long, env = "COUCHKV_DATA", default_value = "./couchkv-data")]
+    pub data: PathBuf,
 }
 
 /// A value that must never be printed (a password, a key).

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use couchkv::cli::{Cli, Command};
+use couchkv::cli::{Cli, Command, TokenArgs, TokenCommand};
 use couchkv::server;
 use tracing_subscriber::EnvFilter;
 
@@ -21,6 +21,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Token(TokenCommand::Create(args)) => create_token(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,6 +30,22 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn create_token(args: TokenArgs) -> Result<(), server::ServerError> {
+    if !args.read && !args.write {
+        eprintln!("say --read or --write");
+        return Err(server::ServerError::Io(std::io::Error::other(
+            "no scope given",
+        )));
+    }
+    std::fs::create_dir_all(&args.data)?;
+    let store = couchkv_adapters::RedbStore::open(args.data.join("couchkv.redb"))?;
+    let token = server::create_token(&store, &args.name, args.namespaces, args.write).await?;
+    println!("{token}");
+    use couchkv_adapters::Store;
+    store.close().await?;
+    Ok(())
 }
 
 async fn serve(args: couchkv::cli::ServeArgs) -> Result<(), server::ServerError> {

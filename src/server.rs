@@ -137,6 +137,17 @@ async fn system_namespace(store: &dyn Store, id: &str) -> Result<(), StoreError>
     }
 }
 
+/// Makes an API token on a store (the `couchkv token create` command).
+pub async fn create_token(
+    store: &dyn Store,
+    name: &str,
+    namespaces: Vec<String>,
+    write: bool,
+) -> Result<String, ServerError> {
+    system_namespace(store, SYSTEM_NAMESPACE).await?;
+    Ok(crate::auth::tokens::create(store, SYSTEM_NAMESPACE, name, namespaces, write).await?)
+}
+
 /// The CouchDB layer: a level database on its own KV namespace.
 pub async fn open_couch(kv: &Kv) -> Result<Couch, ServerError> {
     system_namespace(kv.store().as_ref(), COUCH_NAMESPACE).await?;

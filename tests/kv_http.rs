@@ -355,3 +355,109 @@ async fn namespaces_keys_and_refusals() {
         (Some(false), Some(10000))
     );
 }
+
+#[tokio::test]
+async fn api_tokens_are_scoped() {
+    let s = server().await;
+    let a = s.namespace("a").await;
+    let b = s.namespace("b").await;
+    let root = s.base.split("/client/v4").next().unwrap().to_owned();
+    let make = |body: Value| {
+        let (client, root) = (s.client.clone(), root.clone());
+        async move {
+            let v: Value = client
+                .post(format!("{root}/_couchkv/tokens"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["result"]["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let reader = make(json!({"name": "r", "namespaces": [a], "write": false})).await;
+    let writer = make(json!({"name": "w", "namespaces": [a], "write": true})).await;
+    let admin_token = make(json!({"name": "all", "write": true})).await;
+    let plain = Client::new();
+    let call = |token: &str, method: Method, path: &str, body: Option<&str>| {
+        let mut req = plain
+            .request(method, format!("{}{path}", s.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.body(b.to_owned());
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        call(&writer, Method::PUT, &format!("/{a}/values/k"), Some("v")).await,
+        200
+    );
+    assert_eq!(
+        call(&reader, Method::GET, &format!("/{a}/values/k"), None).await,
+        200
+    );
+    assert_eq!(
+        call(
+            &reader,
+            Method::POST,
+            &format!("/{a}/bulk/get"),
+            Some(r#"{"keys":["k"]}"#)
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        call(&reader, Method::PUT, &format!("/{a}/values/k"), Some("x")).await,
+        403
+    );
+    assert_eq!(
+        call(&reader, Method::DELETE, &format!("/{a}/values/k"), None).await,
+        403
+    );
+    assert_eq!(
+        call(&writer, Method::GET, &format!("/{b}/keys"), None).await,
+        403
+    );
+    assert_eq!(
+        call(&writer, Method::POST, "", Some(r#"{"title":"c"}"#)).await,
+        403
+    );
+    assert_eq!(
+        call(&admin_token, Method::POST, "", Some(r#"{"title":"c"}"#)).await,
+        200
+    );
+    assert_eq!(call(&reader, Method::GET, "", None).await, 200);
+    for bad in [
+        "",
+        "ckv_0000000000000000_nope",
+        &writer.replace('_', "-"),
+        &format!("{writer}x"),
+    ] {
+        assert_eq!(
+            call(bad, Method::GET, &format!("/{a}/keys"), None).await,
+            401,
+            "{bad}"
+        );
+    }
+    // The value the reader could not overwrite is intact.
+    let v = plain
+        .get(format!("{}/{a}/values/k", s.base))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(v, "v");
+    // Only admins make tokens.
+    let anon = plain
+        .post(format!("{root}/_couchkv/tokens"))
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+}

@@ -87,7 +87,9 @@ impl Drop for Server {
 #[test]
 fn defaults_follow_the_cli_contract() {
     let cli = Cli::try_parse_from(["couchkv", "serve"]).unwrap();
-    let Sub::Serve(args) = cli.command;
+    let Sub::Serve(args) = cli.command else {
+        panic!("serve parses as serve")
+    };
     assert_eq!(args.addr.to_string(), "127.0.0.1:5984");
     assert_eq!(args.data, Path::new("./couchkv-data"));
     assert_eq!(args.store, StoreSpec::Redb);
@@ -215,4 +217,48 @@ async fn store_flag_and_bad_values() {
         !stderr.contains("secret"),
         "no secret in the error: {stderr}"
     );
+}
+
+#[tokio::test]
+async fn token_create_command_makes_a_working_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_couchkv"))
+        .args(["token", "create", "--name", "ci", "--write", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("ckv_"));
+    let server = Server::start(
+        &["--addr", "127.0.0.1:0", "--data", data.to_str().unwrap()],
+        &[],
+    );
+    let url = format!("{}/client/v4/accounts/x/storage/kv/namespaces", server.base);
+    let client = reqwest::Client::new();
+    let ok = client.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let bad = client
+        .get(&url)
+        .bearer_auth("ckv_0123456789abcdef_x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    // The token's secret is nowhere in the server's log.
+    let (_, logs) = server.stop();
+    let secret = token.rsplit_once('_').unwrap().1;
+    assert!(!logs.join("\n").contains(secret));
+    // Neither scope: refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_couchkv"))
+        .args(["token", "create", "--name", "x", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }

@@ -7,6 +7,7 @@
 //! HMAC under the server's secret.
 
 pub mod crypto;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

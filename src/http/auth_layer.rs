@@ -49,7 +49,7 @@ fn classify(method: &Method, path: &str) -> Access {
     };
     match (db.as_str(), segs.len()) {
         ("_up" | "_uuids" | "_session", 1) => return Access::Public,
-        ("_all_dbs", 1) => return Access::ServerAdmin,
+        ("_all_dbs", 1) | ("_couchkv", _) => return Access::ServerAdmin,
         _ => {}
     }
     if db == USERS_DB {
@@ -119,6 +119,50 @@ pub fn credentials(headers: &HeaderMap) -> Result<Credentials, CouchError> {
     Ok(Credentials::None)
 }
 
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let t = v
+        .strip_prefix("Bearer ")
+        .or_else(|| v.strip_prefix("bearer "))?;
+    Some(t.trim().to_owned())
+}
+
+/// Whether an API token may make this KV API request: valid, reaching the namespace, and
+/// allowed to write if the request writes (a bulk get reads).
+async fn kv_token_allows(
+    state: &AppState,
+    token: &str,
+    method: &Method,
+    path: &str,
+) -> Result<(), super::kv_api::ApiError> {
+    use super::kv_api::ApiError;
+    let scope = crate::auth::tokens::verify(
+        state.kv.store().as_ref(),
+        crate::server::SYSTEM_NAMESPACE,
+        token,
+    )
+    .await
+    .map_err(|e| ApiError::new(500, 10001, e.to_string()))?
+    .ok_or_else(|| ApiError::new(401, 10000, "Authentication error"))?;
+    let after = path.split("/namespaces").nth(1).unwrap_or_default();
+    let ns = after
+        .split('/')
+        .nth(1)
+        .filter(|s| !s.is_empty())
+        .map(decode);
+    let reads = matches!(*method, Method::GET | Method::HEAD) || path.ends_with("/bulk/get");
+    let allowed = match ns {
+        Some(ns) => scope.reaches(&ns) && (reads || scope.write),
+        // Listing namespaces needs any token; making one, an unrestricted writer.
+        None => reads || (scope.write && scope.namespaces.is_empty()),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::new(403, 10000, "Authorization error"))
+    }
+}
+
 pub fn session_cookie(value: &str, max_age: u64) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!(
         "AuthSession={value}; Version=1; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"
@@ -132,6 +176,23 @@ pub async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
+    let kv_api = req.uri().path().starts_with("/client/v4/");
+    if kv_api {
+        if let Some(token) = bearer(req.headers()) {
+            // On the KV API a bearer token is an API token, with its own scope.
+            return match kv_token_allows(&state, &token, req.method(), req.uri().path()).await {
+                Ok(()) => {
+                    req.extensions_mut().insert::<Session>(Session {
+                        user: Default::default(),
+                        method: crate::auth::Method::None,
+                        renewed_cookie: None,
+                    });
+                    next.run(req).await
+                }
+                Err(e) => e.into_response(),
+            };
+        }
+    }
     let creds = match credentials(req.headers()) {
         Ok(c) => c,
         Err(e) => return e.into_response(),

@@ -42,6 +42,32 @@ pub fn routes() -> Router<AppState> {
         )
         .route(&format!("{BASE}/{{ns}}/bulk/delete"), post(bulk_delete))
         .route(&format!("{BASE}/{{ns}}/bulk/get"), post(bulk_get))
+        .route("/_couchkv/tokens", post(create_token))
+}
+
+/// `POST /_couchkv/tokens` (server admins): `{name, namespaces?: [id], write: bool}` →
+/// `{token}`, shown this once.
+async fn create_token(State(s): State<AppState>, KvBody(body): KvBody) -> Result<Response> {
+    let req = json_body(&body)?;
+    let name = req["name"]
+        .as_str()
+        .ok_or_else(|| ApiError::bad("name is required"))?;
+    let namespaces: Vec<String> = match &req["namespaces"] {
+        Value::Null => Vec::new(),
+        v => serde_json::from_value(v.clone())
+            .map_err(|_| ApiError::bad("namespaces must be an array of ids"))?,
+    };
+    let write = req["write"].as_bool().unwrap_or(false);
+    let token = crate::auth::tokens::create(
+        s.kv.store().as_ref(),
+        crate::server::SYSTEM_NAMESPACE,
+        name,
+        namespaces,
+        write,
+    )
+    .await
+    .map_err(|e| ApiError::new(500, 10001, e.to_string()))?;
+    Ok(ok(json!({"token": token})))
 }
 
 /// An error in Cloudflare's envelope.
