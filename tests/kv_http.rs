@@ -461,3 +461,101 @@ async fn api_tokens_are_scoped() {
         .unwrap();
     assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Reads server-sent events until `n` of them (heartbeats excluded) have arrived.
+async fn read_events(resp: &mut reqwest::Response, n: usize) -> Vec<(String, String, Value)> {
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), resp.chunk())
+            .await
+            .expect("an event within 5 s")
+            .unwrap()
+            .expect("the stream is open");
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            if field("event") != "heartbeat" {
+                let data = serde_json::from_str(&field("data")).unwrap_or(Value::Null);
+                out.push((field("id"), field("event"), data));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn watch_streams_changes_and_resumes() {
+    let s = server().await;
+    let ns = s.namespace("watched").await;
+    let mut resp = s
+        .client
+        .get(format!("{}/{ns}/watch?prefix=w/", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    s.raw_put(&format!("/{ns}/values/w%2Fa"), b"1".to_vec())
+        .await;
+    s.raw_put(&format!("/{ns}/values/other"), b"x".to_vec())
+        .await;
+    s.call(
+        Method::PUT,
+        &format!("/{ns}/bulk"),
+        Some(json!([{"key": "w/b", "value": "2", "metadata": {"m": 1}}])),
+    )
+    .await;
+    s.call(Method::DELETE, &format!("/{ns}/values/w%2Fa"), None)
+        .await;
+    let events = read_events(&mut resp, 3).await;
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|(_, e, d)| (e.as_str(), d["key"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("put", "w/a"), ("put", "w/b"), ("delete", "w/a")]);
+    assert_eq!(events[1].2["metadata"], json!({"m": 1}));
+    let ids: Vec<u64> = events
+        .iter()
+        .map(|(id, _, _)| id.parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow: {ids:?}");
+    drop(resp);
+    // Resuming after the first event replays what is there now and was written since.
+    s.raw_put(&format!("/{ns}/values/w%2Fc"), b"3".to_vec())
+        .await;
+    let mut resumed = s
+        .client
+        .get(format!("{}/{ns}/watch?prefix=w/", s.base))
+        .header("last-event-id", ids[0].to_string())
+        .send()
+        .await
+        .unwrap();
+    let replay = read_events(&mut resumed, 2).await;
+    let keys: Vec<&str> = replay
+        .iter()
+        .map(|(_, _, d)| d["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["w/b", "w/c"]);
+    // A bad Last-Event-ID is a 400 in the envelope.
+    let (status, v) = {
+        let r = s
+            .client
+            .get(format!("{}/{ns}/watch", s.base))
+            .header("last-event-id", "yesterday")
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(
+        (status.as_u16(), v["success"].as_bool()),
+        (400, Some(false))
+    );
+}
