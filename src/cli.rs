@@ -23,6 +23,101 @@ pub enum Command {
     /// API tokens for the KV API.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The KV store, with wrangler's verbs: on a data directory, or on a running server (`--url`).
+    Kv(KvArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KvArgs {
+    /// A running server's base URL (`http://127.0.0.1:5984`); without it, the data directory.
+    #[arg(long, env = "COUCHKV_URL", global = true)]
+    pub url: Option<String>,
+    /// An API token (or an admin's `NAME:PASSWORD`) for `--url`.
+    #[arg(long, env = "COUCHKV_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<Secret>,
+    /// The data directory, when no `--url` is given (the server must not be running on it).
+    #[arg(
+        long,
+        env = "COUCHKV_DATA",
+        default_value = "./couchkv-data",
+        global = true
+    )]
+    pub data: PathBuf,
+    #[command(subcommand)]
+    pub command: KvCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KvCommand {
+    /// Namespaces.
+    #[command(subcommand)]
+    Namespace(NamespaceCommand),
+    /// Single keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Many keys from a JSON file in wrangler's format.
+    #[command(subcommand)]
+    Bulk(BulkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NamespaceCommand {
+    /// Make a namespace; prints its id.
+    Create { title: String },
+    /// All namespaces, as JSON.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    Put {
+        key: String,
+        value: String,
+        #[arg(long)]
+        namespace_id: String,
+        /// Metadata, as JSON.
+        #[arg(long)]
+        metadata: Option<String>,
+        /// Seconds to live (≥ 60).
+        #[arg(long)]
+        ttl: Option<i64>,
+        /// Absolute expiry, seconds since the epoch.
+        #[arg(long)]
+        expiration: Option<i64>,
+    },
+    Get {
+        key: String,
+        #[arg(long)]
+        namespace_id: String,
+    },
+    /// Keys as JSON (every page).
+    List {
+        #[arg(long)]
+        namespace_id: String,
+        #[arg(long)]
+        prefix: Option<String>,
+    },
+    Delete {
+        key: String,
+        #[arg(long)]
+        namespace_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BulkCommand {
+    /// `[{key, value, base64?, expiration?, expiration_ttl?, metadata?}]`, sent 10,000 at a time.
+    Put {
+        file: PathBuf,
+        #[arg(long)]
+        namespace_id: String,
+    },
+    /// `["key", …]` or `[{key}, …]`, deleted 10,000 at a time.
+    Delete {
+        file: PathBuf,
+        #[arg(long)]
+        namespace_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

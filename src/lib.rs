@@ -52,4 +52,6 @@ pub mod cli;
 #[cfg(feature = "server")]
 pub mod http;
 #[cfg(feature = "server")]
+pub mod kv_cli;
+#[cfg(feature = "server")]
 pub mod server;

@@ -22,6 +22,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Token(TokenCommand::Create(args)) => create_token(args).await,
+        Command::Kv(args) => couchkv::kv_cli::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -262,3 +262,134 @@ async fn token_create_command_makes_a_working_token() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// Runs `couchkv kv …` and returns stdout; fails the test on a non-zero exit.
+fn kv(args: &[String]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_couchkv"))
+        .arg("kv")
+        .args(args)
+        .env_remove("COUCHKV_URL")
+        .env_remove("COUCHKV_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kv {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn kv_cli_round_trip(title: &str, target: &[&str], dir: &Path) {
+    let with = |args: &[&str]| -> Vec<String> {
+        args.iter().chain(target).map(|s| s.to_string()).collect()
+    };
+    let id = kv(&with(&["namespace", "create", title])).trim().to_owned();
+    let list: serde_json::Value = serde_json::from_str(&kv(&with(&["namespace", "list"]))).unwrap();
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["id"] == id.as_str()));
+    kv(&with(&[
+        "key",
+        "put",
+        "hello/wörld key",
+        "some value",
+        "--namespace-id",
+        &id,
+        "--metadata",
+        r#"{"a":1}"#,
+        "--ttl",
+        "120",
+    ]));
+    assert_eq!(
+        kv(&with(&[
+            "key",
+            "get",
+            "hello/wörld key",
+            "--namespace-id",
+            &id
+        ])),
+        "some value"
+    );
+    let file = dir.join("bulk.json");
+    let items: Vec<serde_json::Value> = (0..25_000)
+        .map(|i| serde_json::json!({"key": format!("b{i:05}"), "value": "v"}))
+        .collect();
+    std::fs::write(&file, serde_json::to_string(&items).unwrap()).unwrap();
+    kv(&with(&[
+        "bulk",
+        "put",
+        file.to_str().unwrap(),
+        "--namespace-id",
+        &id,
+    ]));
+    let keys: serde_json::Value = serde_json::from_str(&kv(&with(&[
+        "key",
+        "list",
+        "--namespace-id",
+        &id,
+        "--prefix",
+        "b",
+    ])))
+    .unwrap();
+    assert_eq!(keys.as_array().unwrap().len(), 25_000, "every page listed");
+    let all: serde_json::Value =
+        serde_json::from_str(&kv(&with(&["key", "list", "--namespace-id", &id]))).unwrap();
+    let first = &all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "hello/wörld key")
+        .unwrap()
+        .clone();
+    assert_eq!(first["metadata"], serde_json::json!({"a": 1}));
+    let keys_file = dir.join("keys.json");
+    let names: Vec<String> = (0..25_000).map(|i| format!("b{i:05}")).collect();
+    std::fs::write(&keys_file, serde_json::to_string(&names).unwrap()).unwrap();
+    kv(&with(&[
+        "bulk",
+        "delete",
+        keys_file.to_str().unwrap(),
+        "--namespace-id",
+        &id,
+    ]));
+    kv(&with(&[
+        "key",
+        "delete",
+        "hello/wörld key",
+        "--namespace-id",
+        &id,
+    ]));
+    let left: serde_json::Value =
+        serde_json::from_str(&kv(&with(&["key", "list", "--namespace-id", &id]))).unwrap();
+    assert_eq!(left, serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn kv_cli_on_a_data_directory_and_on_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    kv_cli_round_trip("local", &["--data", data.to_str().unwrap()], dir.path());
+    // The same against a running server, with a token made by the token command.
+    let out = Command::new(env!("CARGO_BIN_EXE_couchkv"))
+        .args(["token", "create", "--name", "cli", "--write", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let server = Server::start(
+        &["--addr", "127.0.0.1:0", "--data", data.to_str().unwrap()],
+        &[],
+    );
+    let base = server.base.clone();
+    let dir2 = tempfile::tempdir().unwrap();
+    let path = dir2.path().to_owned();
+    tokio::task::spawn_blocking(move || {
+        kv_cli_round_trip("remote", &["--url", &base, "--token", &token], &path)
+    })
+    .await
+    .unwrap();
+    server.stop();
+}
