@@ -170,7 +170,12 @@ pub struct Auth {
     /// One PBKDF2 run per name at a time: concurrent requests with the same credentials wait
     /// for the first and then find it in `verified`, instead of all hashing at once.
     hashing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// API tokens verified in the last minute, by a keyed digest of the token.
+    tokens: Mutex<HashMap<Vec<u8>, (tokens::TokenScope, u64)>>,
 }
+
+/// How long a verified API token is trusted without reading the store again.
+const TOKEN_CACHE_SECS: u64 = 60;
 
 const VERIFIED_FOR_SECS: u64 = 300;
 
@@ -200,6 +205,7 @@ impl Auth {
             failures: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
             hashing: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
         }
     }
 
@@ -357,6 +363,36 @@ impl Auth {
             },
         );
         Ok(Some(user))
+    }
+
+    /// The scope of an API token, from a one-minute cache or the store.
+    pub async fn verify_token(
+        &self,
+        store: &dyn couchkv_adapters::Store,
+        system_ns: &str,
+        token: &str,
+    ) -> std::result::Result<Option<tokens::TokenScope>, couchkv_adapters::StoreError> {
+        let key = crypto::credential_digest(&self.secret, "api-token", token);
+        let now = self.now();
+        if let Some((scope, until)) = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            if *until > now {
+                return Ok(Some(scope.clone()));
+            }
+        }
+        let scope = tokens::verify(store, system_ns, token).await?;
+        if let Some(s) = &scope {
+            let mut cache = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() > 10_000 {
+                cache.retain(|_, (_, until)| *until > now);
+            }
+            cache.insert(key, (s.clone(), now + TOKEN_CACHE_SECS));
+        }
+        Ok(scope)
     }
 
     /// A new session cookie for `name`.
