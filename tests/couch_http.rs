@@ -5,59 +5,33 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use couchkv::auth::AuthConfig;
 use couchkv::http::HttpConfig;
-use couchkv::server::{run, RunConfig, COUCH_NAMESPACE};
+use couchkv::server::COUCH_NAMESPACE;
 use couchkv_adapters::MemoryStore;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
+
+mod common;
 
 struct Server {
     base: String,
     store: Arc<MemoryStore>,
     client: Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _server: common::InProcess,
 }
 
 async fn server_with(max_body_bytes: usize) -> Server {
-    let store = Arc::new(MemoryStore::new());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = RunConfig {
-        sweep_interval: Duration::from_secs(3600),
-        http: HttpConfig {
-            cors_origins: vec!["http://app.example".into()],
-            max_body_bytes,
-        },
-        auth: AuthConfig {
-            admins: vec![("admin".into(), "secret".into())],
-            pbkdf2_iterations: 1000,
-            ..AuthConfig::default()
-        },
-    };
-    tokio::spawn(run(listener, store.clone(), config, async {
-        let _ = stopped.await;
-    }));
+    let s = common::start(HttpConfig {
+        cors_origins: vec!["http://app.example".into()],
+        max_body_bytes,
+    })
+    .await;
     // These tests act as the server admin; tests/auth.rs covers everyone else.
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        "authorization",
-        reqwest::header::HeaderValue::from_static("Basic YWRtaW46c2VjcmV0"),
-    );
-    let client = Client::builder().default_headers(headers).build().unwrap();
-    // The listener is bound before `run` starts, so the first request just waits for it.
-    for _ in 0..100 {
-        if client.get(&base).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     Server {
-        base,
-        store,
-        client,
-        _stop: stop,
+        base: s.base.clone(),
+        store: s.store.clone(),
+        client: s.client.clone(),
+        _server: s,
     }
 }
 

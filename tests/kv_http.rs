@@ -3,52 +3,26 @@
 //! multipart with metadata, percent-encoded keys; bulk writes rejected whole; refusals in the
 //! envelope. In-process server on 127.0.0.1:0.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use couchkv::auth::AuthConfig;
 use couchkv::http::HttpConfig;
-use couchkv::server::{run, RunConfig};
-use couchkv_adapters::MemoryStore;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
+
+mod common;
 
 struct Server {
     base: String,
     client: Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _server: common::InProcess,
 }
 
 async fn server() -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = RunConfig {
-        sweep_interval: Duration::from_secs(3600),
-        http: HttpConfig::default(),
-        auth: AuthConfig {
-            admins: vec![("admin".into(), "secret".into())],
-            pbkdf2_iterations: 1000,
-            ..AuthConfig::default()
-        },
-    };
-    tokio::spawn(run(listener, Arc::new(MemoryStore::new()), config, async {
-        let _ = stopped.await;
-    }));
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert("authorization", "Basic YWRtaW46c2VjcmV0".parse().unwrap());
-    let client = Client::builder().default_headers(headers).build().unwrap();
-    let base = format!("http://{addr}/client/v4/accounts/acct/storage/kv/namespaces");
-    for _ in 0..100 {
-        if client.get(&base).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let s = common::start(HttpConfig::default()).await;
     Server {
-        base,
-        client,
-        _stop: stop,
+        base: format!("{}/client/v4/accounts/acct/storage/kv/namespaces", s.base),
+        client: s.client.clone(),
+        _server: s,
     }
 }
 

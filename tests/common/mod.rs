@@ -1,0 +1,63 @@
+//! What the in-process HTTP tests share: a server on 127.0.0.1:0 over a memory store the test
+//! can inspect, and a client that acts as its server admin.
+// Each test binary uses part of this module.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use couchkv::auth::AuthConfig;
+use couchkv::http::HttpConfig;
+use couchkv::server::{run, RunConfig};
+use couchkv_adapters::MemoryStore;
+
+/// A running in-process server; it stops when this is dropped.
+pub struct InProcess {
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub store: Arc<MemoryStore>,
+    /// Sends Basic credentials of the server admin (`admin:secret`) with every request.
+    pub client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn start(http: HttpConfig) -> InProcess {
+    let store = Arc::new(MemoryStore::new());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = RunConfig {
+        sweep_interval: Duration::from_secs(3600),
+        http,
+        auth: AuthConfig {
+            admins: vec![("admin".into(), "secret".into())],
+            pbkdf2_iterations: 1000,
+            ..AuthConfig::default()
+        },
+    };
+    tokio::spawn(run(listener, store.clone(), config, async {
+        let _ = stopped.await;
+    }));
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        reqwest::header::HeaderValue::from_static("Basic YWRtaW46c2VjcmV0"),
+    );
+    let client = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    // The listener is bound before `run` starts, so the first request just waits for it.
+    for _ in 0..100 {
+        if client.get(&base).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    InProcess {
+        base,
+        store,
+        client,
+        _stop: stop,
+    }
+}
