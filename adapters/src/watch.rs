@@ -1,5 +1,7 @@
-//! The in-process change hub: one broadcast channel per watched namespace, created on the first
-//! watcher and dropped with the last, so an unwatched namespace costs nothing on write.
+//! The in-process change hub: one broadcast channel per watched (namespace, prefix), created on
+//! the first watcher and dropped with the last. A commit is sent only to the channels whose prefix
+//! its keys start with, so watchers of one CouchDB database (all of which share a namespace) are
+//! not woken by writes to another; an unwatched namespace costs nothing on write.
 //!
 //! Backends publish under their commit order (holding their write lock, or from their single
 //! writer thread), so every watcher sees events in commit order. A watcher that falls more than
@@ -17,8 +19,11 @@ use crate::{Event, EventStream, StoreError};
 /// Events a watcher may fall behind before it is cut off.
 pub const DEFAULT_CAPACITY: usize = 4096;
 
+type Channels = HashMap<String, HashMap<String, broadcast::Sender<Event>>>;
+
 pub struct WatchHub {
-    channels: Mutex<HashMap<String, broadcast::Sender<Event>>>,
+    /// namespace → prefix → channel.
+    channels: Mutex<Channels>,
     capacity: usize,
 }
 
@@ -41,24 +46,20 @@ impl WatchHub {
         let rx = {
             let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
             map.entry(ns.to_owned())
+                .or_default()
+                .entry(prefix.to_owned())
                 .or_insert_with(|| broadcast::channel(self.capacity).0)
                 .subscribe()
         };
-        let prefix = prefix.to_owned();
-        let stream = futures::stream::unfold(Some(rx), move |rx| {
-            let prefix = prefix.clone();
-            async move {
-                let mut rx = rx?;
-                loop {
-                    match rx.recv().await {
-                        Ok(ev) if ev.key.starts_with(&prefix) => return Some((Ok(ev), Some(rx))),
-                        Ok(_) => continue,
-                        Err(broadcast::error::RecvError::Lagged(n)) => {
-                            return Some((Err(StoreError::WatchLagged(n)), None))
-                        }
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    }
+        // Only matching events reach this channel: no filtering here.
+        let stream = futures::stream::unfold(Some(rx), |rx| async move {
+            let mut rx = rx?;
+            match rx.recv().await {
+                Ok(ev) => Some((Ok(ev), Some(rx))),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    Some((Err(StoreError::WatchLagged(n)), None))
                 }
+                Err(broadcast::error::RecvError::Closed) => None,
             }
         });
         #[cfg(not(target_arch = "wasm32"))]
@@ -67,24 +68,37 @@ impl WatchHub {
         return stream.boxed_local();
     }
 
-    /// Sends the events of one commit, in order. Call it in commit order.
+    /// Sends the events of one commit, in order, to the watchers whose prefix they match. Call
+    /// it in commit order.
     pub fn publish(&self, ns: &str, events: impl IntoIterator<Item = Event>) {
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(tx) = map.get(ns) else { return };
-        if tx.receiver_count() == 0 {
+        let Some(prefixes) = map.get_mut(ns) else {
+            return;
+        };
+        prefixes.retain(|_, tx| tx.receiver_count() > 0);
+        if prefixes.is_empty() {
             map.remove(ns);
             return;
         }
         for ev in events {
-            // An error means every receiver is gone; nothing to deliver.
-            let _ = tx.send(ev);
+            for (prefix, tx) in prefixes.iter() {
+                if ev.key.starts_with(prefix.as_str()) {
+                    // An error means every receiver is gone; nothing to deliver.
+                    let _ = tx.send(ev.clone());
+                }
+            }
         }
     }
 
     /// How many watchers the namespace has now (a dropped stream stops counting at once).
     pub fn watchers(&self, ns: &str) -> usize {
         let map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(ns).map_or(0, broadcast::Sender::receiver_count)
+        map.get(ns).map_or(0, |prefixes| {
+            prefixes
+                .values()
+                .map(broadcast::Sender::receiver_count)
+                .sum()
+        })
     }
 
     /// Ends every stream (the store closed or the namespace went away).
@@ -96,5 +110,54 @@ impl WatchHub {
             }
             None => map.clear(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EventKind;
+    use futures::FutureExt;
+
+    fn ev(key: &str, version: u64) -> Event {
+        Event {
+            key: key.into(),
+            version,
+            kind: EventKind::Delete,
+        }
+    }
+
+    #[test]
+    fn events_reach_only_matching_prefixes() {
+        let hub = WatchHub::new(16);
+        let mut a = hub.subscribe("ns", "a/");
+        let mut all = hub.subscribe("ns", "");
+        let mut other = hub.subscribe("other", "");
+        assert_eq!(hub.watchers("ns"), 2);
+        hub.publish("ns", [ev("a/1", 1), ev("b/1", 1)]);
+        assert_eq!(
+            a.next().now_or_never().flatten().unwrap().unwrap().key,
+            "a/1"
+        );
+        assert!(a.next().now_or_never().is_none(), "b/1 did not reach a/");
+        assert_eq!(
+            all.next().now_or_never().flatten().unwrap().unwrap().key,
+            "a/1"
+        );
+        assert_eq!(
+            all.next().now_or_never().flatten().unwrap().unwrap().key,
+            "b/1"
+        );
+        assert!(other.next().now_or_never().is_none());
+        drop(a);
+        assert_eq!(hub.watchers("ns"), 1);
+        // A watcher that falls behind is cut off with an error, not left growing.
+        let mut slow = hub.subscribe("ns", "s");
+        hub.publish("ns", (0..20).map(|i| ev("s", i)));
+        assert!(matches!(
+            slow.next().now_or_never().flatten(),
+            Some(Err(StoreError::WatchLagged(_)))
+        ));
+        assert!(slow.next().now_or_never().flatten().is_none());
     }
 }
