@@ -21,7 +21,7 @@ fn fail(msg: impl Into<String>) -> ServerError {
 }
 
 enum Target {
-    Local(Kv, couchkv_adapters::DynStore),
+    Local(Kv),
     Remote {
         client: reqwest::Client,
         base: String,
@@ -105,15 +105,12 @@ pub async fn run(args: KvArgs) -> Result<(), ServerError> {
             let store: couchkv_adapters::DynStore = Arc::new(couchkv_adapters::RedbStore::open(
                 args.data.join("couchkv.redb"),
             )?);
-            Target::Local(
-                Kv::new(store.clone(), Arc::new(SystemClock), Arc::new(UuidIds)),
-                store,
-            )
+            Target::Local(Kv::new(store, Arc::new(SystemClock), Arc::new(UuidIds)))
         }
     };
     let out = execute(&target, args.command).await;
-    if let Target::Local(_, store) = &target {
-        store.close().await?;
+    if let Target::Local(kv) = &target {
+        kv.store().close().await?;
     }
     out
 }
@@ -124,7 +121,7 @@ async fn execute(target: &Target, command: KvCommand) -> Result<(), ServerError>
     match command {
         KvCommand::Namespace(NamespaceCommand::Create { title }) => {
             let id = match target {
-                Target::Local(kv, _) => kv.create_namespace(&title).await.map_err(kv_err)?.id,
+                Target::Local(kv) => kv.create_namespace(&title).await.map_err(kv_err)?.id,
                 remote => remote
                     .call(Method::POST, "", Some(json!({"title": title})))
                     .await?
@@ -137,7 +134,7 @@ async fn execute(target: &Target, command: KvCommand) -> Result<(), ServerError>
         }
         KvCommand::Namespace(NamespaceCommand::List) => {
             let list: Vec<Value> = match target {
-                Target::Local(kv, _) => kv
+                Target::Local(kv) => kv
                     .list_namespaces()
                     .await
                     .map_err(kv_err)?
@@ -173,7 +170,7 @@ async fn execute(target: &Target, command: KvCommand) -> Result<(), ServerError>
             ttl,
             expiration,
         }) => match target {
-            Target::Local(kv, _) => {
+            Target::Local(kv) => {
                 let opts = PutOptions {
                     expiration,
                     expiration_ttl: ttl,
@@ -207,7 +204,7 @@ async fn execute(target: &Target, command: KvCommand) -> Result<(), ServerError>
         },
         KvCommand::Key(KeyCommand::Get { key, namespace_id }) => {
             let value = match target {
-                Target::Local(kv, _) => kv
+                Target::Local(kv) => kv
                     .namespace(&namespace_id)
                     .get(&key, &GetOptions::default())
                     .await
@@ -239,7 +236,7 @@ async fn execute(target: &Target, command: KvCommand) -> Result<(), ServerError>
             let mut cursor: Option<String> = None;
             loop {
                 let (page, next) = match target {
-                    Target::Local(kv, _) => {
+                    Target::Local(kv) => {
                         let r = kv
                             .namespace(&namespace_id)
                             .list(&ListOptions {
@@ -299,7 +296,7 @@ async fn execute(target: &Target, command: KvCommand) -> Result<(), ServerError>
             );
         }
         KvCommand::Key(KeyCommand::Delete { key, namespace_id }) => match target {
-            Target::Local(kv, _) => kv
+            Target::Local(kv) => kv
                 .namespace(&namespace_id)
                 .delete(&key)
                 .await
@@ -318,7 +315,7 @@ async fn execute(target: &Target, command: KvCommand) -> Result<(), ServerError>
             let total = items.len();
             for (i, chunk) in items.chunks(BULK).enumerate() {
                 match target {
-                    Target::Local(kv, _) => {
+                    Target::Local(kv) => {
                         let batch = chunk
                             .iter()
                             .map(|item| {
@@ -376,7 +373,7 @@ async fn execute(target: &Target, command: KvCommand) -> Result<(), ServerError>
             let total = keys.len();
             for (i, chunk) in keys.chunks(BULK).enumerate() {
                 match target {
-                    Target::Local(kv, _) => {
+                    Target::Local(kv) => {
                         kv.namespace(&namespace_id)
                             .bulk_delete(chunk.to_vec())
                             .await

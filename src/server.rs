@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use couchkv_adapters::{DynStore, MemoryStore, RedbStore, Store, StoreError};
 use tokio::net::TcpListener;
 
@@ -32,28 +33,36 @@ pub struct RunConfig {
 
 const AUTH_SECRET_KEY: &str = "auth_secret";
 
-/// The key that signs session cookies, made once and kept in the store so sessions survive a
-/// restart. Never logged.
-async fn auth_secret(store: &dyn Store) -> Result<[u8; 32], StoreError> {
-    if let Some(rec) = store.get(SYSTEM_NAMESPACE, AUTH_SECRET_KEY).await? {
-        if let Ok(key) = <[u8; 32]>::try_from(rec.value.as_ref()) {
-            return Ok(key);
-        }
+/// A value of couchkv's own, made once and kept in the system namespace: the stored one, or
+/// `made`, written only while still absent (a node sharing the store may have made it first:
+/// then theirs wins).
+async fn system_value(store: &dyn Store, key: &str, made: Bytes) -> Result<Bytes, StoreError> {
+    system_namespace(store, SYSTEM_NAMESPACE).await?;
+    if let Some(rec) = store.get(SYSTEM_NAMESPACE, key).await? {
+        return Ok(rec.value);
     }
-    let key: [u8; 32] = crate::auth::crypto::random_bytes();
     let batch = couchkv_adapters::Batch::new()
-        .put(AUTH_SECRET_KEY, key.to_vec())
-        .expect(AUTH_SECRET_KEY, couchkv_adapters::Expect::Absent);
+        .put(key, made.clone())
+        .expect(key, couchkv_adapters::Expect::Absent);
     match store.batch(SYSTEM_NAMESPACE, batch).await {
-        Ok(_) => Ok(key),
-        Err(StoreError::Conflict { .. }) => {
-            let rec = store.get(SYSTEM_NAMESPACE, AUTH_SECRET_KEY).await?;
-            rec.and_then(|r| <[u8; 32]>::try_from(r.value.as_ref()).ok())
-                .ok_or_else(|| StoreError::Corrupt("auth secret".into()))
-        }
+        Ok(_) => Ok(made),
+        Err(StoreError::Conflict { .. }) => store
+            .get(SYSTEM_NAMESPACE, key)
+            .await?
+            .map(|r| r.value)
+            .ok_or_else(|| StoreError::Corrupt(format!("{key} vanished"))),
         Err(e) => Err(e),
     }
 }
+
+/// The key that signs session cookies, made once and kept in the store so sessions survive a
+/// restart. Never logged.
+async fn auth_secret(store: &dyn Store) -> Result<[u8; 32], StoreError> {
+    let made = Bytes::copy_from_slice(&crate::auth::crypto::random_bytes::<32>());
+    let key = system_value(store, AUTH_SECRET_KEY, made).await?;
+    <[u8; 32]>::try_from(key.as_ref()).map_err(|_| StoreError::Corrupt("auth secret".into()))
+}
+
 const UUID_KEY: &str = "server_uuid";
 
 #[derive(Debug, thiserror::Error)]
@@ -106,27 +115,8 @@ pub fn open_store(args: &ServeArgs) -> Result<DynStore, ServerError> {
 
 /// The server's uuid, made once and kept in the store.
 pub async fn server_uuid(store: &dyn Store, ids: &dyn IdSource) -> Result<String, StoreError> {
-    system_namespace(store, SYSTEM_NAMESPACE).await?;
-    if let Some(rec) = store.get(SYSTEM_NAMESPACE, UUID_KEY).await? {
-        if let Ok(s) = std::str::from_utf8(&rec.value) {
-            return Ok(s.to_owned());
-        }
-    }
-    let uuid = ids.new_id();
-    let batch = couchkv_adapters::Batch::new()
-        .put(UUID_KEY, uuid.clone())
-        .expect(UUID_KEY, couchkv_adapters::Expect::Absent);
-    match store.batch(SYSTEM_NAMESPACE, batch).await {
-        Ok(_) => Ok(uuid),
-        // Another node made it first: use theirs.
-        Err(StoreError::Conflict { .. }) => {
-            let rec = store.get(SYSTEM_NAMESPACE, UUID_KEY).await?;
-            Ok(rec
-                .map(|r| String::from_utf8_lossy(&r.value).into_owned())
-                .unwrap_or(uuid))
-        }
-        Err(e) => Err(e),
-    }
+    let uuid = system_value(store, UUID_KEY, Bytes::from(ids.new_id())).await?;
+    String::from_utf8(uuid.to_vec()).map_err(|_| StoreError::Corrupt("server uuid".into()))
 }
 
 /// Opens (making it the first time) the namespace a system part of couchkv keeps its data in.

@@ -243,6 +243,10 @@ impl Auth {
     fn record(&self, name: &str, addr: Option<IpAddr>, ok: bool) {
         let now = self.now();
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if ok && failures.is_empty() {
+            // The usual case: nothing to forgive, nothing to format.
+            return;
+        }
         if failures.len() > 10_000 {
             // Forget what no longer slows anyone down, so random names cannot fill memory.
             failures.retain(|_, f| now.saturating_sub(f.last) < 60);
@@ -293,21 +297,22 @@ impl Auth {
     }
 
     async fn verify(&self, name: &str, password: &str) -> Result<Option<UserCtx>> {
-        // Server admins first; their "revision" never changes while the server runs.
-        let (hash, roles, rev) = match self.admins.get(name) {
-            Some(h) => (
-                Some(h.clone()),
-                vec![ADMIN_ROLE.to_owned()],
-                String::from("admin"),
-            ),
+        // Server admins first; their "revision" never changes while the server runs. The hash
+        // itself is only looked at on a cache miss.
+        let admin = self.admins.get(name);
+        let doc = match admin {
+            Some(_) => None,
             None => match self.user_doc(name).await? {
-                Some(doc) => (
-                    PasswordHash::from_fields(&doc),
-                    Self::roles_of(&doc),
-                    doc["_rev"].as_str().unwrap_or_default().to_owned(),
-                ),
+                Some(doc) => Some(doc),
                 None => return Ok(None),
             },
+        };
+        let (roles, rev) = match &doc {
+            None => (vec![ADMIN_ROLE.to_owned()], String::from("admin")),
+            Some(doc) => (
+                Self::roles_of(doc),
+                doc["_rev"].as_str().unwrap_or_default().to_owned(),
+            ),
         };
         let user = UserCtx {
             name: Some(name.to_owned()),
@@ -324,6 +329,11 @@ impl Auth {
         if cached() {
             return Ok(Some(user));
         }
+        let hash = match (admin, &doc) {
+            (Some(h), _) => Some(h.clone()),
+            (None, Some(doc)) => PasswordHash::from_fields(doc),
+            (None, None) => None,
+        };
         let Some(hash) = hash else {
             return Ok(None);
         };

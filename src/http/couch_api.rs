@@ -202,25 +202,49 @@ async fn db_post(
     write_doc(&state, &session, &name, id, &p, &headers, doc).await
 }
 
-/// Design documents need a database admin, whatever route writes them.
-async fn check_design_writes(
+/// Every document write goes through here, whatever the route: design documents need a
+/// database admin, and `_users` documents get the user rules (checked, password hashed) before
+/// the write and their per-user database made or released after it.
+async fn write_docs(
     state: &AppState,
     session: &Session,
-    db: &str,
-    docs: &[Value],
-) -> Result<()> {
-    let design = docs.iter().any(|d| {
+    name: &str,
+    mut docs: Vec<Value>,
+    new_edits: bool,
+) -> Result<Vec<WriteResult>> {
+    let db = db(state, name).await?;
+    let id_of = |d: &Value| {
         d.get("_id")
             .and_then(Value::as_str)
-            .is_some_and(|id| id.starts_with("_design/"))
-    });
-    if design {
+            .unwrap_or_default()
+            .to_owned()
+    };
+    if docs.iter().any(|d| id_of(d).starts_with("_design/")) {
         state
             .auth
-            .authorize(&session.user, db, Need::DbAdmin)
+            .authorize(&session.user, name, Need::DbAdmin)
             .await?;
     }
-    Ok(())
+    let mut user_docs = Vec::new();
+    if name == USERS_DB {
+        for doc in &mut docs {
+            let id = id_of(doc);
+            let current = state.auth.stored_user(&id).await?;
+            *doc = state
+                .auth
+                .prepare_user_doc(&session.user, &id, doc.take(), current.as_ref())
+                .await?;
+            let deleted = doc.get("_deleted") == Some(&Value::Bool(true));
+            user_docs.push((id, current.is_none(), deleted));
+        }
+    }
+    let results = db.bulk_docs(docs, new_edits).await?;
+    for ((id, is_new, deleted), r) in user_docs.iter().zip(&results) {
+        if matches!(r, WriteResult::Ok { .. }) {
+            state.auth.after_user_write(id, *is_new, *deleted).await?;
+        }
+    }
+    Ok(results)
 }
 
 async fn security_get(
@@ -261,35 +285,12 @@ async fn bulk_docs(
     Extension(session): Extension<Session>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    let db = db(&state, &name).await?;
-    let mut docs = body
+    db(&state, &name).await?;
+    let docs = body
         .get("docs")
         .and_then(Value::as_array)
         .cloned()
         .ok_or_else(|| CouchError::bad_request("POST body must include `docs` parameter."))?;
-    check_design_writes(&state, &session, &name, &docs).await?;
-    // `_users` takes bulk writes from server admins only (the auth layer saw to that); each
-    // document still gets its password hashed and its database made.
-    let mut user_docs = Vec::new();
-    if name == USERS_DB {
-        for doc in &mut docs {
-            let id = doc
-                .get("_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let current = state.auth.stored_user(&id).await?;
-            *doc = state
-                .auth
-                .prepare_user_doc(&session.user, &id, doc.take(), current.as_ref())
-                .await?;
-            user_docs.push((
-                id,
-                current.is_none(),
-                doc.get("_deleted") == Some(&Value::Bool(true)),
-            ));
-        }
-    }
     let new_edits = match body.get("new_edits") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,
@@ -299,12 +300,8 @@ async fn bulk_docs(
             ))
         }
     };
-    let results = db.bulk_docs(docs, new_edits).await?;
-    for ((id, is_new, deleted), r) in user_docs.iter().zip(&results) {
-        if matches!(r, WriteResult::Ok { .. }) {
-            state.auth.after_user_write(id, *is_new, *deleted).await?;
-        }
-    }
+    // `_users` takes bulk writes from server admins only (the auth layer saw to that).
+    let results = write_docs(&state, &session, &name, docs, new_edits).await?;
     let rows: Vec<Value> = results
         .into_iter()
         .filter_map(|r| match r {
@@ -494,8 +491,8 @@ async fn write_doc(
     headers: &HeaderMap,
     mut doc: Value,
 ) -> Result<Response> {
-    let db = db(state, name).await?;
-    check_design_writes(state, session, name, &[json!({"_id": id})]).await?;
+    // An unknown database is reported before anything about the body.
+    db(state, name).await?;
     let Value::Object(map) = &mut doc else {
         return Err(CouchError::bad_request("Document must be a JSON object"));
     };
@@ -513,23 +510,7 @@ async fn write_doc(
         }
     }
     let new_edits = p.get("new_edits") != Some("false");
-    let user_doc = if name == USERS_DB {
-        let current = state.auth.stored_user(&id).await?;
-        doc = state
-            .auth
-            .prepare_user_doc(&session.user, &id, doc, current.as_ref())
-            .await?;
-        Some((
-            current.is_none(),
-            doc.get("_deleted") == Some(&Value::Bool(true)),
-        ))
-    } else {
-        None
-    };
-    let r = single(db.bulk_docs(vec![doc], new_edits).await?)?;
-    if let (Some((is_new, deleted)), WriteResult::Ok { id, .. }) = (user_doc, &r) {
-        state.auth.after_user_write(id, is_new, deleted).await?;
-    }
+    let r = single(write_docs(state, session, name, vec![doc], new_edits).await?)?;
     Ok(write_response(r, StatusCode::CREATED))
 }
 
@@ -541,22 +522,10 @@ async fn delete_doc(
     p: &Params,
     headers: &HeaderMap,
 ) -> Result<Response> {
-    let db = db(state, name).await?;
-    check_design_writes(state, session, name, &[json!({"_id": id})]).await?;
+    db(state, name).await?;
     let rev = rev_param(p, None, headers)?.ok_or_else(CouchError::conflict)?;
-    let mut doc = json!({"_id": id, "_rev": rev.to_string(), "_deleted": true});
-    let users = name == USERS_DB;
-    if users {
-        let current = state.auth.stored_user(&id).await?;
-        doc = state
-            .auth
-            .prepare_user_doc(&session.user, &id, doc, current.as_ref())
-            .await?;
-    }
-    let r = single(db.bulk_docs(vec![doc], true).await?)?;
-    if let (true, WriteResult::Ok { id, .. }) = (users, &r) {
-        state.auth.after_user_write(id, false, true).await?;
-    }
+    let doc = json!({"_id": id, "_rev": rev.to_string(), "_deleted": true});
+    let r = single(write_docs(state, session, name, vec![doc], true).await?)?;
     Ok(write_response(r, StatusCode::OK))
 }
 
