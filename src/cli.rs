@@ -208,9 +208,26 @@ pub struct ServeArgs {
     #[arg(long, env = "COUCHKV_DATA", default_value = "./couchkv-data")]
     pub data: PathBuf,
 
-    /// Storage backend: `redb` (embedded, durable) or `memory` (lost on exit).
+    /// Storage backend: `redb` (embedded, durable), `memory` (lost on exit) or
+    /// `cloudflare://ACCOUNT_ID` (Workers KV over Cloudflare's REST API; the API token comes
+    /// from COUCHKV_CLOUDFLARE_TOKEN).
     #[arg(long, env = "COUCHKV_STORE", default_value = "redb")]
     pub store: StoreSpec,
+
+    /// The API token for `--store cloudflare://…`. Prefer the variable: a flag shows in the
+    /// process list.
+    #[arg(long, env = "COUCHKV_CLOUDFLARE_TOKEN", hide_env_values = true)]
+    pub cloudflare_token: Option<Secret>,
+
+    /// The REST API root for `--store cloudflare://…` (any server speaking Cloudflare's v4 KV
+    /// API, such as another couchkv).
+    #[arg(long, env = "COUCHKV_CLOUDFLARE_API_URL", default_value = couchkv_adapters::cloudflare::DEFAULT_BASE_URL)]
+    pub cloudflare_api_url: String,
+
+    /// Seconds between the listings with which a Cloudflare-backed watcher finds changes made
+    /// by others (each is a billed list operation per watched prefix).
+    #[arg(long, env = "COUCHKV_CLOUDFLARE_POLL_INTERVAL", default_value_t = 5)]
+    pub cloudflare_poll_interval: u64,
 
     /// Seconds between sweeps of expired keys.
     #[arg(long, env = "COUCHKV_SWEEP_INTERVAL", default_value_t = 60)]
@@ -282,6 +299,10 @@ impl ServeArgs {
 pub enum StoreSpec {
     Redb,
     Memory,
+    /// Workers KV of this Cloudflare account.
+    Cloudflare {
+        account: String,
+    },
     /// A URL-shaped store this build cannot open, by its scheme. The URL itself is dropped at
     /// once: it may hold a password, and clap would echo a rejected value.
     Unavailable(String),
@@ -293,10 +314,23 @@ impl std::str::FromStr for StoreSpec {
         match s {
             "redb" => Ok(Self::Redb),
             "memory" => Ok(Self::Memory),
+            url if url.starts_with("cloudflare://") => {
+                let account = url
+                    .trim_start_matches("cloudflare://")
+                    .trim_end_matches('/');
+                if account.is_empty() || account.contains(['/', '@', '?']) {
+                    return Err("expected cloudflare://ACCOUNT_ID".into());
+                }
+                Ok(Self::Cloudflare {
+                    account: account.to_owned(),
+                })
+            }
             url if url.contains("://") => Ok(Self::Unavailable(
                 url.split("://").next().unwrap_or_default().to_owned(),
             )),
-            other => Err(format!("unknown store {other:?}: expected redb or memory")),
+            other => Err(format!(
+                "unknown store {other:?}: expected redb, memory or cloudflare://ACCOUNT_ID"
+            )),
         }
     }
 }

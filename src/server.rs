@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use couchkv_adapters::{DynStore, MemoryStore, RedbStore, Store, StoreError};
+use couchkv_adapters::{
+    CloudflareConfig, CloudflareStore, DynStore, MemoryStore, RedbStore, Store, StoreError,
+};
 use tokio::net::TcpListener;
 
 use crate::auth::{Auth, AuthConfig, USERS_DB};
@@ -41,18 +43,14 @@ async fn system_value(store: &dyn Store, key: &str, made: Bytes) -> Result<Bytes
     if let Some(rec) = store.get(SYSTEM_NAMESPACE, key).await? {
         return Ok(rec.value);
     }
-    let batch = couchkv_adapters::Batch::new()
-        .put(key, made.clone())
-        .expect(key, couchkv_adapters::Expect::Absent);
-    match store.batch(SYSTEM_NAMESPACE, batch).await {
-        Ok(_) => Ok(made),
-        Err(StoreError::Conflict { .. }) => store
-            .get(SYSTEM_NAMESPACE, key)
-            .await?
-            .map(|r| r.value)
-            .ok_or_else(|| StoreError::Corrupt(format!("{key} vanished"))),
-        Err(e) => Err(e),
+    if couchkv_adapters::put_if_absent(store, SYSTEM_NAMESPACE, key, made.clone()).await? {
+        return Ok(made);
     }
+    store
+        .get(SYSTEM_NAMESPACE, key)
+        .await?
+        .map(|r| r.value)
+        .ok_or_else(|| StoreError::Corrupt(format!("{key} vanished")))
 }
 
 /// The key that signs session cookies, made once and kept in the store so sessions survive a
@@ -71,6 +69,8 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("--store cloudflare://… needs an API token in COUCHKV_CLOUDFLARE_TOKEN")]
+    MissingCloudflareToken,
     #[error("the {0} backend is not part of this build yet")]
     UnavailableStore(String),
     #[error("level: {0}")]
@@ -106,6 +106,16 @@ pub fn open_store(args: &ServeArgs) -> Result<DynStore, ServerError> {
         StoreSpec::Redb => {
             std::fs::create_dir_all(&args.data)?;
             Arc::new(RedbStore::open(args.data.join("couchkv.redb"))?)
+        }
+        StoreSpec::Cloudflare { ref account } => {
+            let token = args
+                .cloudflare_token
+                .as_ref()
+                .ok_or(ServerError::MissingCloudflareToken)?;
+            let mut config = CloudflareConfig::new(account.clone(), token.0.clone());
+            config.base_url = args.cloudflare_api_url.clone();
+            config.poll_interval = Duration::from_secs(args.cloudflare_poll_interval.max(1));
+            Arc::new(CloudflareStore::new(config)?)
         }
         StoreSpec::Unavailable(ref scheme) => {
             return Err(ServerError::UnavailableStore(scheme.clone()))

@@ -393,3 +393,138 @@ async fn kv_cli_on_a_data_directory_and_on_a_running_server() {
     .unwrap();
     server.stop();
 }
+
+/// `--store cloudflare://ACCOUNT` on a second server whose API root is the first one's: the KV
+/// API and a CouchDB database on node B land in node A's namespaces through Cloudflare's wire
+/// format, and B's log never shows the token.
+#[tokio::test]
+async fn serve_on_the_cloudflare_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("a");
+    let out = Command::new(env!("CARGO_BIN_EXE_couchkv"))
+        .args(["token", "create", "--name", "b", "--write", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let a = Server::start(
+        &["--addr", "127.0.0.1:0", "--data", data.to_str().unwrap()],
+        &[],
+    );
+    let api = format!("{}/client/v4", a.base);
+
+    // Without a token the backend cannot start, and says why.
+    let out = Command::new(env!("CARGO_BIN_EXE_couchkv"))
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--store",
+            "cloudflare://acct",
+        ])
+        .env_remove("COUCHKV_CLOUDFLARE_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("COUCHKV_CLOUDFLARE_TOKEN"));
+
+    let b = Server::start(
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--store",
+            "cloudflare://acct",
+            "--admin",
+            "admin:pw",
+        ],
+        &[
+            ("COUCHKV_CLOUDFLARE_API_URL", Path::new(&api)),
+            ("COUCHKV_CLOUDFLARE_TOKEN", Path::new(&token)),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let ns_url = format!("{}/client/v4/accounts/x/storage/kv/namespaces", b.base);
+    let made: serde_json::Value = client
+        .post(&ns_url)
+        .basic_auth("admin", Some("pw"))
+        .json(&serde_json::json!({"title": "via-b"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = made["result"]["id"].as_str().unwrap().to_owned();
+    let put = client
+        .put(format!(
+            "{ns_url}/{id}/values/hello%2Fw%C3%B6rld?expiration_ttl=3600"
+        ))
+        .basic_auth("admin", Some("pw"))
+        .body("from b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let got = client
+        .get(format!("{ns_url}/{id}/values/hello%2Fw%C3%B6rld"))
+        .basic_auth("admin", Some("pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.text().await.unwrap(), "from b");
+    // A CouchDB document on B.
+    let db = client
+        .put(format!("{}/notes", b.base))
+        .basic_auth("admin", Some("pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(db.status(), 201);
+    let doc = client
+        .put(format!("{}/notes/n1", b.base))
+        .basic_auth("admin", Some("pw"))
+        .json(&serde_json::json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(doc.status(), 201);
+
+    // On A: the namespace under its Cloudflare-side title, holding the key.
+    let a_ns = format!("{api}/accounts/acct/storage/kv/namespaces");
+    let list: serde_json::Value = client
+        .get(&a_ns)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ours = list["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["title"] == format!("couchkv:{id}:via-b"))
+        .expect("B's namespace is on A");
+    let keys: serde_json::Value = client
+        .get(format!("{a_ns}/{}/keys", ours["id"].as_str().unwrap()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(keys["result"][0]["name"], "hello/wörld");
+    assert!(keys["result"][0]["expiration"].as_u64().unwrap() > 0);
+    assert!(list["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["title"] == "couchkv:_couchkv_couch:_couchkv_couch"));
+
+    let (status, logs) = b.stop();
+    assert!(status.success());
+    let secret = token.rsplit_once('_').unwrap().1;
+    assert!(!logs.join("\n").contains(secret));
+}

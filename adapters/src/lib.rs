@@ -4,6 +4,7 @@
 //! - [`Store`] (this file): the contract every backend implements, with the types it speaks.
 //! - [`memory`]: an in-process backend, the reference for the contract (not durable).
 //! - `redb_store` (feature `redb`): the embedded durable default, one redb file, fsync on commit.
+//! - `cloudflare` (feature `cloudflare`): Cloudflare's Workers KV over its REST API.
 //! - [`prefix`]: a wrapper that confines any store to a key prefix inside each namespace.
 //! - [`plain`]: a wrapper that hides every native capability (a plain Workers KV namespace).
 //! - [`faulty`]: a wrapper that fails writes on demand, for crash tests.
@@ -30,9 +31,14 @@ pub mod watch;
 #[cfg(feature = "redb")]
 pub mod redb_store;
 
+#[cfg(feature = "cloudflare")]
+pub mod cloudflare;
+
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+#[cfg(feature = "cloudflare")]
+pub use cloudflare::{CloudflareConfig, CloudflareStore};
 pub use faulty::FailingStore;
 pub use memory::MemoryStore;
 pub use plain::PlainKvStore;
@@ -284,6 +290,12 @@ pub struct Capabilities {
     pub watch: WatchKind,
     /// An acknowledged write survives a crash of the process.
     pub durable: bool,
+    /// Records carry the version of the batch that wrote them. Without it they carry 0 (batches
+    /// still return increasing versions, which their watch events carry).
+    pub versions: bool,
+    /// The backend removes expired records itself and refuses expirations less than 60 s
+    /// ahead (Workers KV); [`Store::sweep_expired`] does nothing there.
+    pub native_expiry: bool,
 }
 
 /// A stream of change events. It ends when the store closes; a watcher that falls behind gets
@@ -409,6 +421,28 @@ pub async fn sweep_by_listing<S: Store + ?Sized>(
         Ok(_) => Ok(n),
         // Someone rewrote one of them meanwhile; the next sweep picks up the rest.
         Err(StoreError::Conflict { .. }) => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `value` under `key` unless the key is stored; returns whether it wrote. Atomic where
+/// the store has preconditions; elsewhere a read then a write, right only with one writer (as
+/// DESIGN says of Workers KV: one couchkv node per namespace writes).
+pub async fn put_if_absent<S: Store + ?Sized>(
+    store: &S,
+    ns: &str,
+    key: &str,
+    value: Bytes,
+) -> Result<bool> {
+    let mut batch = Batch::new().put(key, value);
+    if store.capabilities().preconditions {
+        batch = batch.expect(key, Expect::Absent);
+    } else if store.get(ns, key).await?.is_some() {
+        return Ok(false);
+    }
+    match store.batch(ns, batch).await {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict { .. }) => Ok(false),
         Err(e) => Err(e),
     }
 }

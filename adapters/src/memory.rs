@@ -72,6 +72,8 @@ impl Store for MemoryStore {
             list_values: true,
             watch: WatchKind::InProcess,
             durable: false,
+            versions: true,
+            native_expiry: false,
         }
     }
 

@@ -31,6 +31,8 @@ impl<S: Store> Store for PlainKvStore<S> {
             list_values: false,
             watch: WatchKind::Polling,
             durable: self.inner.capabilities().durable,
+            versions: self.inner.capabilities().versions,
+            native_expiry: self.inner.capabilities().native_expiry,
         }
     }
     async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace> {

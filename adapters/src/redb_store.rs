@@ -588,6 +588,8 @@ impl Store for RedbStore {
             list_values: true,
             watch: WatchKind::InProcess,
             durable: true,
+            versions: true,
+            native_expiry: false,
         }
     }
 

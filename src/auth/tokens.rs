@@ -4,7 +4,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use couchkv_adapters::{Batch, Expect, Store, StoreError};
+use couchkv_adapters::{Store, StoreError};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -50,10 +50,10 @@ pub async fn create(
         "sha256": hex(&Sha256::digest(secret.as_bytes())),
     });
     let key = format!("{PREFIX}{id}");
-    let batch = Batch::new()
-        .put(key.clone(), record.to_string())
-        .expect(key, Expect::Absent);
-    store.batch(system_ns, batch).await?;
+    // 64 random bits of id: a clash is a broken random source, not bad luck.
+    if !couchkv_adapters::put_if_absent(store, system_ns, &key, record.to_string().into()).await? {
+        return Err(StoreError::Backend(format!("token id {id} is taken")));
+    }
     Ok(format!("ckv_{id}_{secret}"))
 }
 
