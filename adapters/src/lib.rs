@@ -29,6 +29,8 @@ pub mod range;
 pub mod watch;
 
 #[cfg(feature = "redb")]
+mod hot_cache;
+#[cfg(feature = "redb")]
 pub mod redb_store;
 
 #[cfg(feature = "cloudflare")]

@@ -28,6 +28,7 @@ use redb::{
     WriteTransaction,
 };
 
+use crate::hot_cache::HotCache;
 use crate::range::{key_bounds, ByteRange};
 use crate::watch::WatchHub;
 use crate::{
@@ -66,6 +67,8 @@ struct WriteCtx<'t> {
     /// Namespace ids made (with their number) or removed (`None`), applied to the in-memory
     /// map right after the commit, in commit order.
     space_changes: Vec<(String, Option<u32>)>,
+    /// Every data key written, for the hot cache to forget after the commit.
+    written: Vec<Vec<u8>>,
 }
 
 type SpaceMap = Arc<RwLock<HashMap<String, u32>>>;
@@ -75,6 +78,7 @@ pub struct RedbStore {
     writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
     readers: Mutex<Option<mpsc::Sender<ReadJob>>>,
     hub: Arc<WatchHub>,
+    cache: Arc<HotCache>,
     closed: AtomicBool,
     /// Each thread drops its sender when it ends; `close` waits for all of them.
     done: Mutex<Vec<oneshot::Receiver<()>>>,
@@ -115,16 +119,17 @@ impl RedbStore {
         let spaces: SpaceMap = Arc::new(RwLock::new(map));
         let db = Arc::new(db);
         let hub = Arc::new(WatchHub::default());
+        let cache = Arc::new(HotCache::default());
         let mut done = Vec::new();
 
         let (wtx, wrx) = mpsc::channel::<WriteJob>();
         let (dtx, drx) = oneshot::channel();
         done.push(drx);
-        let (wdb, whub, wspaces) = (db.clone(), hub.clone(), spaces.clone());
+        let (wdb, whub, wspaces, wcache) = (db.clone(), hub.clone(), spaces.clone(), cache.clone());
         thread::Builder::new()
             .name("couchkv-redb-writer".into())
             .spawn(move || {
-                writer_loop(&wdb, &whub, &wspaces, wrx, (version, next_space));
+                writer_loop(&wdb, &whub, &wcache, &wspaces, wrx, (version, next_space));
                 // The file lock goes with the last handle: release it before saying "done".
                 drop(wdb);
                 drop(dtx);
@@ -151,6 +156,7 @@ impl RedbStore {
             writer: Mutex::new(Some(wtx)),
             readers: Mutex::new(Some(rtx)),
             hub,
+            cache,
             closed: AtomicBool::new(false),
             done: Mutex::new(done),
         })
@@ -223,6 +229,7 @@ impl RedbStore {
 fn writer_loop(
     db: &Database,
     hub: &WatchHub,
+    cache: &HotCache,
     spaces: &RwLock<HashMap<String, u32>>,
     rx: mpsc::Receiver<WriteJob>,
     mut counters: (u64, u32),
@@ -238,6 +245,12 @@ fn writer_loop(
         match run_group(db, jobs, counters) {
             Ok(done) => {
                 counters = done.counters;
+                // Before anyone hears of the commit, so no read after the ack finds the old value.
+                if done.space_changes.iter().any(|(_, n)| n.is_none()) {
+                    cache.clear();
+                } else {
+                    cache.invalidate(done.written.iter().map(Vec::as_slice));
+                }
                 if !done.space_changes.is_empty() {
                     let mut map = spaces.write().unwrap_or_else(|p| p.into_inner());
                     for (id, num) in done.space_changes {
@@ -269,6 +282,7 @@ struct GroupOk {
     counters: (u64, u32),
     events: Vec<(String, Vec<Event>)>,
     space_changes: Vec<(String, Option<u32>)>,
+    written: Vec<Vec<u8>>,
     finishers: Vec<Finish>,
 }
 
@@ -286,6 +300,7 @@ fn run_group(
         (u64, u32),
         Vec<(String, Vec<Event>)>,
         Vec<(String, Option<u32>)>,
+        Vec<Vec<u8>>,
     );
     let staged = (|| -> Result<Staged> {
         let mut ctx = WriteCtx {
@@ -295,6 +310,7 @@ fn run_group(
             next_space,
             events: Vec::new(),
             space_changes: Vec::new(),
+            written: Vec::new(),
         };
         let mut fatal = false;
         for job in jobs {
@@ -317,14 +333,20 @@ fn run_group(
             meta.insert(NEXT_SPACE_KEY, u64::from(ctx.next_space))
                 .map_err(backend)?;
         }
-        Ok(((ctx.version, ctx.next_space), ctx.events, ctx.space_changes))
+        Ok((
+            (ctx.version, ctx.next_space),
+            ctx.events,
+            ctx.space_changes,
+            ctx.written,
+        ))
     })();
     match staged {
-        Ok((counters, events, space_changes)) => match txn.commit() {
+        Ok((counters, events, space_changes, written)) => match txn.commit() {
             Ok(()) => Ok(GroupOk {
                 counters,
                 events,
                 space_changes,
+                written,
                 finishers,
             }),
             Err(e) => Err((backend(e), finishers)),
@@ -568,6 +590,7 @@ fn apply_batch(ctx: &mut WriteCtx<'_>, ns: &str, batch: Batch) -> Result<u64> {
                 ctx.data.remove(k.as_slice()).map_err(backend)?.is_some()
             }
         };
+        ctx.written.push(k);
         // An expiry of a key already gone is no change.
         if existed || !matches!(event.kind, EventKind::Expire) {
             events.push(event);
@@ -687,27 +710,59 @@ impl Store for RedbStore {
 
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>> {
         let k = data_key(self.space(ns)?, key);
-        self.read(move |txn| {
-            let data = txn.open_table(DATA).map_err(backend)?;
-            let raw = data.get(k.as_slice()).map_err(backend)?;
-            raw.map(|r| to_record(r.value())).transpose()
-        })
-        .await
+        if let Some(hit) = self.cache.get(&k) {
+            return Ok(hit);
+        }
+        let epoch = self.cache.epoch();
+        let (k, rec) = self
+            .read(move |txn| {
+                let data = txn.open_table(DATA).map_err(backend)?;
+                let raw = data.get(k.as_slice()).map_err(backend)?;
+                let rec = raw.map(|r| to_record(r.value())).transpose()?;
+                Ok((k, rec))
+            })
+            .await?;
+        self.cache.fill(k, &rec, epoch);
+        Ok(rec)
     }
 
     async fn get_many(&self, ns: &str, keys: &[String]) -> Result<Vec<Option<Record>>> {
         let space = self.space(ns)?;
-        let keys: Vec<Vec<u8>> = keys.iter().map(|k| data_key(space, k)).collect();
-        self.read(move |txn| {
-            let data = txn.open_table(DATA).map_err(backend)?;
-            keys.iter()
-                .map(|k| {
-                    let raw = data.get(k.as_slice()).map_err(backend)?;
-                    raw.map(|r| to_record(r.value())).transpose()
-                })
-                .collect()
-        })
-        .await
+        let mut out = Vec::with_capacity(keys.len());
+        // (position, key) of each miss.
+        let mut misses = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let k = data_key(space, key);
+            match self.cache.get(&k) {
+                Some(hit) => out.push(hit),
+                None => {
+                    out.push(None);
+                    misses.push((i, k));
+                }
+            }
+        }
+        if misses.is_empty() {
+            return Ok(out);
+        }
+        let epoch = self.cache.epoch();
+        let found = self
+            .read(move |txn| {
+                let data = txn.open_table(DATA).map_err(backend)?;
+                misses
+                    .into_iter()
+                    .map(|(i, k)| {
+                        let raw = data.get(k.as_slice()).map_err(backend)?;
+                        let rec = raw.map(|r| to_record(r.value())).transpose()?;
+                        Ok((i, k, rec))
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .await?;
+        for (i, k, rec) in found {
+            self.cache.fill(k, &rec, epoch);
+            out[i] = rec;
+        }
+        Ok(out)
     }
 
     async fn list(&self, ns: &str, opts: &ListOptions) -> Result<ListPage> {
@@ -806,5 +861,52 @@ mod tests {
         let d = decode(&raw).unwrap();
         assert_eq!((d.expiration, d.metadata, d.value), (None, None, &b""[..]));
         assert!(decode(&raw[..10]).is_err());
+    }
+
+    /// The hot cache never answers with a value older than one already acknowledged: readers
+    /// hammer a key while a writer bumps it, and every read after an ack sees at least it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cached_reads_never_go_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RedbStore::open(dir.path().join("c.redb")).unwrap());
+        store.create_namespace("ns", "t").await.unwrap();
+        let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let (store, acked, stop) = (store.clone(), acked.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut reads = 0u64;
+                    while !stop.load(Ordering::Acquire) {
+                        let floor = acked.load(Ordering::Acquire);
+                        let got = match store.get("ns", "k").await.unwrap() {
+                            Some(r) => std::str::from_utf8(&r.value).unwrap().parse().unwrap(),
+                            None => 0u64,
+                        };
+                        assert!(got >= floor, "read {got} after {floor} was acknowledged");
+                        reads += 1;
+                        tokio::task::yield_now().await;
+                    }
+                    reads
+                })
+            })
+            .collect();
+        for i in 1..=300u64 {
+            store
+                .put("ns", "k", Bytes::from(i.to_string()))
+                .await
+                .unwrap();
+            acked.store(i, Ordering::Release);
+        }
+        stop.store(true, Ordering::Release);
+        for r in readers {
+            assert!(r.await.unwrap() > 0);
+        }
+        let last = store.get("ns", "k").await.unwrap().unwrap();
+        assert_eq!(last.value, "300");
+        // A namespace made again after a delete does not see cached records of the old one.
+        store.delete_namespace("ns").await.unwrap();
+        store.create_namespace("ns", "t").await.unwrap();
+        assert_eq!(store.get("ns", "k").await.unwrap(), None);
     }
 }
