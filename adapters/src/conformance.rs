@@ -776,3 +776,39 @@ pub async fn closed<S: Store + ?Sized>(store: &S) {
     // Closing twice is harmless.
     store.close().await.unwrap();
 }
+
+/// The throwaway PostgreSQL the tests run against: `COUCHKV_TEST_POSTGRES` (set by
+/// `scripts/postgres.sh`, which the test command runs). Without it the PostgreSQL tests are
+/// skipped with a message, unless `COUCHKV_REQUIRE_POSTGRES` is set (as the test command does),
+/// which makes its absence a failure.
+#[cfg(feature = "postgres")]
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("COUCHKV_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("COUCHKV_REQUIRE_POSTGRES").is_none(),
+                "COUCHKV_TEST_POSTGRES is not set: run the tests through scripts/test.sh"
+            );
+            eprintln!("COUCHKV_TEST_POSTGRES is not set: skipping the PostgreSQL tests");
+            None
+        }
+    }
+}
+
+/// A store on a schema of its own (so each case starts empty), named `prefix_<pid>_<n>`.
+#[cfg(feature = "postgres")]
+pub async fn postgres_store(url: &str, prefix: &str) -> crate::PostgresStore {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let mut config = crate::PostgresConfig::new(url);
+    config.schema = format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    config.pool_size = 4;
+    crate::PostgresStore::open(config)
+        .await
+        .expect("open the PostgreSQL store")
+}

@@ -5,6 +5,7 @@
 //! - [`memory`]: an in-process backend, the reference for the contract (not durable).
 //! - `redb_store` (feature `redb`): the embedded durable default, one redb file, fsync on commit.
 //! - `cloudflare` (feature `cloudflare`): Cloudflare's Workers KV over its REST API.
+//! - `postgres` (feature `postgres`): PostgreSQL, for several couchkv nodes on one store.
 //! - [`prefix`]: a wrapper that confines any store to a key prefix inside each namespace.
 //! - [`plain`]: a wrapper that hides every native capability (a plain Workers KV namespace).
 //! - [`faulty`]: a wrapper that fails writes on demand, for crash tests.
@@ -35,6 +36,8 @@ pub mod redb_store;
 
 #[cfg(feature = "cloudflare")]
 pub mod cloudflare;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -44,6 +47,8 @@ pub use cloudflare::{CloudflareConfig, CloudflareStore};
 pub use faulty::FailingStore;
 pub use memory::MemoryStore;
 pub use plain::PlainKvStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresConfig, PostgresStore};
 pub use prefix::PrefixStore;
 #[cfg(feature = "redb")]
 pub use redb_store::RedbStore;

@@ -71,3 +71,19 @@ async fn redb_reopen_keeps_data_and_versions() {
     let v2 = store.put("ns", "k2", "v".into()).await.unwrap();
     assert!(v2 > v, "versions keep growing across a reopen");
 }
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres() {
+    use couchkv_adapters::conformance::{postgres_store, postgres_url};
+    let Some(url) = postgres_url() else { return };
+    run_all(|| postgres_store(&url, "conf")).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_prefixed() {
+    use couchkv_adapters::conformance::{postgres_store, postgres_url};
+    let Some(url) = postgres_url() else { return };
+    run_all(|| async { PrefixStore::new(postgres_store(&url, "pref").await, "p\u{0}") }).await;
+}
