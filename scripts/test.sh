@@ -2,7 +2,9 @@
 # The whole test suite, as README.md gives it and CI runs it. It installs what the tests need
 # (toolchain components, the wasm32 target, the Node packages of the client tests) and then
 # runs, in order: formatting, clippy, the edge-ready (wasm32) build of the core, every Rust test
-# of the workspace, and the real-client tests (PouchDB from npm against the built server).
+# of the workspace (against a throwaway PostgreSQL cluster it starts, installing PostgreSQL from
+# Debian's packages when missing), and the real-client tests (PouchDB from npm against the built
+# server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +28,11 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 step "edge-ready core: cargo check --target wasm32-unknown-unknown --no-default-features -p couchkv"
 cargo check --target wasm32-unknown-unknown --no-default-features -p couchkv
+
+step "a throwaway PostgreSQL for the postgres backend's tests (scripts/postgres.sh)"
+eval "$(scripts/postgres.sh)"
+trap 'eval "$COUCHKV_TEST_POSTGRES_STOP"' EXIT
+export COUCHKV_REQUIRE_POSTGRES=1
 
 step "cargo test --workspace --all-features"
 cargo test --workspace --all-features

@@ -208,11 +208,25 @@ pub struct ServeArgs {
     #[arg(long, env = "COUCHKV_DATA", default_value = "./couchkv-data")]
     pub data: PathBuf,
 
-    /// Storage backend: `redb` (embedded, durable), `memory` (lost on exit) or
+    /// Storage backend: `redb` (embedded, durable), `memory` (lost on exit),
+    /// `postgres://USER:PASSWORD@HOST:PORT/DB` (several nodes on one database) or
     /// `cloudflare://ACCOUNT_ID` (Workers KV over Cloudflare's REST API; the API token comes
-    /// from COUCHKV_CLOUDFLARE_TOKEN).
-    #[arg(long, env = "COUCHKV_STORE", default_value = "redb")]
+    /// from COUCHKV_CLOUDFLARE_TOKEN). Prefer the variable for a URL with a password.
+    #[arg(
+        long,
+        env = "COUCHKV_STORE",
+        default_value = "redb",
+        hide_env_values = true
+    )]
     pub store: StoreSpec,
+
+    /// The PostgreSQL schema couchkv's tables live in (nodes sharing data use the same one).
+    #[arg(long, env = "COUCHKV_POSTGRES_SCHEMA", default_value = "couchkv")]
+    pub postgres_schema: String,
+
+    /// Connections each node keeps to PostgreSQL.
+    #[arg(long, env = "COUCHKV_POSTGRES_POOL", default_value_t = 16)]
+    pub postgres_pool: usize,
 
     /// The API token for `--store cloudflare://…`. Prefer the variable: a flag shows in the
     /// process list.
@@ -294,6 +308,16 @@ impl ServeArgs {
     }
 }
 
+/// A PostgreSQL connection URL; its `Debug` hides it (it may carry a password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresUrl(pub String);
+
+impl std::fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostgresUrl(***)")
+    }
+}
+
 /// Which backend to open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSpec {
@@ -303,6 +327,8 @@ pub enum StoreSpec {
     Cloudflare {
         account: String,
     },
+    /// A PostgreSQL database (the URL may hold a password: its `Debug` hides it).
+    Postgres(PostgresUrl),
     /// A URL-shaped store this build cannot open, by its scheme. The URL itself is dropped at
     /// once: it may hold a password, and clap would echo a rejected value.
     Unavailable(String),
@@ -314,6 +340,9 @@ impl std::str::FromStr for StoreSpec {
         match s {
             "redb" => Ok(Self::Redb),
             "memory" => Ok(Self::Memory),
+            url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Self::Postgres(PostgresUrl(url.to_owned())))
+            }
             url if url.starts_with("cloudflare://") => {
                 let account = url
                     .trim_start_matches("cloudflare://")
@@ -329,7 +358,7 @@ impl std::str::FromStr for StoreSpec {
                 url.split("://").next().unwrap_or_default().to_owned(),
             )),
             other => Err(format!(
-                "unknown store {other:?}: expected redb, memory or cloudflare://ACCOUNT_ID"
+                "unknown store {other:?}: expected redb, memory, postgres://… or cloudflare://ACCOUNT_ID"
             )),
         }
     }

@@ -50,7 +50,7 @@ async fn create_token(args: TokenArgs) -> Result<(), server::ServerError> {
 }
 
 async fn serve(args: couchkv::cli::ServeArgs) -> Result<(), server::ServerError> {
-    let store = server::open_store(&args)?;
+    let store = server::open_store(&args).await?;
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let config = server::RunConfig {
         sweep_interval: Duration::from_secs(args.sweep_interval),

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use couchkv_adapters::{
-    CloudflareConfig, CloudflareStore, DynStore, MemoryStore, RedbStore, Store, StoreError,
+    CloudflareConfig, CloudflareStore, DynStore, MemoryStore, PostgresConfig, PostgresStore,
+    RedbStore, Store, StoreError,
 };
 use tokio::net::TcpListener;
 
@@ -100,12 +101,18 @@ impl IdSource for UuidIds {
     }
 }
 
-pub fn open_store(args: &ServeArgs) -> Result<DynStore, ServerError> {
+pub async fn open_store(args: &ServeArgs) -> Result<DynStore, ServerError> {
     Ok(match args.store {
         StoreSpec::Memory => Arc::new(MemoryStore::new()),
         StoreSpec::Redb => {
             std::fs::create_dir_all(&args.data)?;
             Arc::new(RedbStore::open(args.data.join("couchkv.redb"))?)
+        }
+        StoreSpec::Postgres(ref url) => {
+            let mut config = PostgresConfig::new(url.0.clone());
+            config.schema = args.postgres_schema.clone();
+            config.pool_size = args.postgres_pool.max(2);
+            Arc::new(PostgresStore::open(config).await?)
         }
         StoreSpec::Cloudflare { ref account } => {
             let token = args

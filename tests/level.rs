@@ -55,3 +55,10 @@ async fn kv_level_on_redb() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kv_level_on_postgres() {
+    use couchkv_adapters::conformance::{postgres_store, postgres_url};
+    let Some(url) = postgres_url() else { return };
+    run_all(|| async { kv_level(Arc::new(postgres_store(&url, "level").await), "").await }).await;
+}

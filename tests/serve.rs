@@ -203,16 +203,13 @@ async fn store_flag_and_bad_values() {
             "--addr",
             "127.0.0.1:0",
             "--store",
-            "postgres://u:secret@h/db",
+            "postgres://u:secret@127.0.0.1:1/db",
         ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("postgres backend is not part of this build"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("postgres"), "{stderr}");
     assert!(
         !stderr.contains("secret"),
         "no secret in the error: {stderr}"
