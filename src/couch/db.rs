@@ -30,6 +30,35 @@ const SPECIAL: &[&str] = &[
     "_revs_info",
 ];
 
+/// How often a write is retried after another node committed to the database in between.
+const WRITE_ATTEMPTS: usize = 20;
+
+/// The counters as this process last saw them stored. Every commit rewrites the counters key
+/// (its `update_seq` only grows) and is applied only while that key still holds `stored`, so a
+/// commit by another node in between makes this one start over from fresh counters and
+/// metadata: sequence numbers never repeat and no update is lost.
+#[derive(Debug, Clone, Default)]
+struct Writer {
+    counters: Counters,
+    stored: Option<Bytes>,
+}
+
+impl Writer {
+    async fn reload(&mut self, store: &LevelDb) -> Result<()> {
+        self.stored = store.get(COUNTERS).await?;
+        self.counters = parse_counters(self.stored.as_deref())?;
+        Ok(())
+    }
+}
+
+fn parse_counters(raw: Option<&[u8]>) -> Result<Counters> {
+    match raw {
+        Some(raw) => serde_json::from_slice(raw)
+            .map_err(|_| CouchError::internal("corrupt database counters")),
+        None => Ok(Counters::default()),
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Counters {
     update_seq: u64,
@@ -166,9 +195,9 @@ struct Inner {
     seqs: LevelDb,
     locals: LevelDb,
     atts: LevelDb,
-    writer: tokio::sync::Mutex<Counters>,
-    /// The counters as of the last commit, readable without waiting for a writer.
-    published: std::sync::Mutex<Counters>,
+    /// Serializes this process's writers; other nodes are kept out by the guard on the
+    /// counters key (see [`Writer`]).
+    writer: tokio::sync::Mutex<Writer>,
     deleted: AtomicBool,
     ids: Arc<dyn IdSource>,
 }
@@ -301,11 +330,8 @@ struct Staging {
 
 impl Db {
     pub(super) async fn load(name: &str, store: LevelDb, ids: Arc<dyn IdSource>) -> Result<Db> {
-        let counters = match store.get(COUNTERS).await? {
-            Some(raw) => serde_json::from_slice(&raw)
-                .map_err(|_| CouchError::internal("corrupt database counters"))?,
-            None => Counters::default(),
-        };
+        let mut writer = Writer::default();
+        writer.reload(&store).await?;
         Ok(Db {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
@@ -315,8 +341,7 @@ impl Db {
                 locals: store.sublevel("l")?,
                 atts: store.sublevel("a")?,
                 store,
-                writer: tokio::sync::Mutex::new(counters),
-                published: std::sync::Mutex::new(counters),
+                writer: tokio::sync::Mutex::new(writer),
                 deleted: AtomicBool::new(false),
                 ids,
             }),
@@ -343,11 +368,8 @@ impl Db {
 
     pub async fn info(&self) -> Result<DbInfo> {
         self.check_live()?;
-        let c = *self
-            .inner
-            .published
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        // Read from the store, not from memory: another node may have written since.
+        let c = parse_counters(self.inner.store.get(COUNTERS).await?.as_deref())?;
         Ok(DbInfo {
             name: self.inner.name.clone(),
             update_seq: c.update_seq,
@@ -394,42 +416,54 @@ impl Db {
     /// is a conflict); without, revisions are taken as given (`_revisions`), as replication
     /// writes them. All accepted documents are committed in one atomic batch.
     pub async fn bulk_docs(&self, docs: Vec<Value>, new_edits: bool) -> Result<Vec<WriteResult>> {
-        let mut counters = self.inner.writer.lock().await;
+        let mut writer = self.inner.writer.lock().await;
         self.check_live()?;
-        let mut next = *counters;
-        let mut staging = Staging::default();
         let ids: Vec<String> = docs
             .iter()
             .filter_map(|d| d.get("_id").and_then(Value::as_str))
             .filter(|id| !id.starts_with("_local/"))
             .map(str::to_owned)
             .collect();
-        staging.prefetched = self.metas(&ids).await?;
-        let mut results = Vec::with_capacity(docs.len());
-        for doc in docs {
-            let hinted = doc.get("_id").and_then(Value::as_str).map(str::to_owned);
-            match self.stage(doc, new_edits, &mut staging, &mut next).await {
-                Ok(r) => results.push(r),
-                Err(error) => results.push(WriteResult::Err {
-                    id: hinted.unwrap_or_default(),
-                    error,
-                }),
+        for _ in 0..WRITE_ATTEMPTS {
+            let mut next = writer.counters;
+            let mut staging = Staging::default();
+            staging.prefetched = self.metas(&ids).await?;
+            let mut results = Vec::with_capacity(docs.len());
+            for doc in &docs {
+                let hinted = doc.get("_id").and_then(Value::as_str).map(str::to_owned);
+                match self
+                    .stage(doc.clone(), new_edits, &mut staging, &mut next)
+                    .await
+                {
+                    Ok(r) => results.push(r),
+                    Err(error) => results.push(WriteResult::Err {
+                        id: hinted.unwrap_or_default(),
+                        error,
+                    }),
+                }
             }
-        }
-        if !staging.ops.is_empty() {
-            staging.ops.push(BatchOp::put(
-                COUNTERS,
-                serde_json::to_string(&next).unwrap_or_default(),
-            ));
-            self.inner.store.batch(staging.ops).await?;
-            *counters = next;
-            *self
+            if staging.ops.is_empty() {
+                return Ok(results);
+            }
+            let raw = Bytes::from(serde_json::to_vec(&next).unwrap_or_default());
+            staging.ops.push(BatchOp::put(COUNTERS, raw.clone()));
+            let expected = writer.stored.clone();
+            if self
                 .inner
-                .published
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = next;
+                .store
+                .batch_if(COUNTERS, expected.as_deref(), staging.ops)
+                .await?
+            {
+                writer.counters = next;
+                writer.stored = Some(raw);
+                return Ok(results);
+            }
+            // Another node committed in between: start over from what it left.
+            writer.reload(&self.inner.store).await?;
         }
-        Ok(results)
+        Err(CouchError::unavailable(
+            "the database is too busy: other nodes kept committing in between",
+        ))
     }
 
     /// One document into the staging area; nothing is staged unless it all succeeds.
@@ -1320,12 +1354,33 @@ impl Db {
         let inc = take_incoming(doc, String::new)?;
         let _w = self.inner.writer.lock().await;
         self.check_live()?;
-        let mut staging = Staging::default();
-        let rev = self
-            .put_local_in(&mut staging, id, inc.rev_raw.clone(), inc.body, inc.deleted)
-            .await?;
-        self.inner.store.batch(staging.ops).await?;
-        Ok(rev)
+        // Guarded by the document itself: a node that wrote it in between makes this one
+        // start over (and meet its revision check).
+        let key = local_key(id);
+        for _ in 0..WRITE_ATTEMPTS {
+            let before = self.inner.store.get(&key).await?;
+            let mut staging = Staging::default();
+            let rev = self
+                .put_local_in(
+                    &mut staging,
+                    id,
+                    inc.rev_raw.clone(),
+                    inc.body.clone(),
+                    inc.deleted,
+                )
+                .await?;
+            if self
+                .inner
+                .store
+                .batch_if(&key, before.as_deref(), staging.ops)
+                .await?
+            {
+                return Ok(rev);
+            }
+        }
+        Err(CouchError::unavailable(
+            "the document is too busy: other nodes kept writing it in between",
+        ))
     }
 
     async fn put_local_in(

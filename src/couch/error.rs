@@ -65,6 +65,10 @@ impl CouchError {
     pub fn too_large(reason: impl Into<String>) -> Self {
         Self::new(413, "too_large", reason)
     }
+    /// 503: the write could not get through (other nodes kept winning); the client retries.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Self::new(503, "service_unavailable", reason)
+    }
     pub fn internal(reason: impl Into<String>) -> Self {
         Self::new(500, "unknown_error", reason)
     }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use couchkv_adapters::{
-    Batch, Capabilities, DynStore, EventStream, ListOptions as StoreList, ListPage, Namespace, Op,
-    Record,
+    Batch, Capabilities, DynStore, EventStream, Expect, ListOptions as StoreList, ListPage,
+    Namespace, Op, Precondition, Record, StoreError,
 };
 
 use crate::clock::{Clock, IdSource};
@@ -436,7 +436,13 @@ impl KvNamespace {
     /// Writes puts and deletes as one store batch: atomic on a store whose capabilities say
     /// `atomic_batch`. Every write is validated first; one bad write rejects them all.
     pub async fn write_batch(&self, writes: Vec<Write>) -> Result<()> {
-        let ops = writes
+        let ops = self.ops_of(writes)?;
+        self.write_ops(ops).await
+    }
+
+    /// Validated store ops; the first bad write names its index.
+    fn ops_of(&self, writes: Vec<Write>) -> Result<Vec<Op>> {
+        writes
             .into_iter()
             .enumerate()
             .map(|(index, w)| {
@@ -449,8 +455,45 @@ impl KvNamespace {
                     source: Box::new(e),
                 })
             })
-            .collect::<Result<Vec<_>>>()?;
-        self.write_ops(ops).await
+            .collect()
+    }
+
+    /// [`KvNamespace::write_batch`] applied only while `guard` still holds `expected` (`None`:
+    /// absent); returns whether it was applied. On a store with preconditions and atomic batches
+    /// the check and the writes are one atomic step (other nodes included); elsewhere the check
+    /// is a read before the write, right only with a single writer.
+    pub async fn write_batch_if(
+        &self,
+        guard: &str,
+        expected: Option<&[u8]>,
+        writes: Vec<Write>,
+    ) -> Result<bool> {
+        let caps = self.store.capabilities();
+        let current = self.store.get(&self.id, guard).await?;
+        if current.as_ref().map(|r| r.value.as_ref()) != expected {
+            return Ok(false);
+        }
+        if !(caps.preconditions && caps.atomic_batch) {
+            self.write_batch(writes).await?;
+            return Ok(true);
+        }
+        let ops = self.ops_of(writes)?;
+        let expect = match current {
+            Some(r) => Expect::Version(r.version),
+            None => Expect::Absent,
+        };
+        let batch = Batch {
+            ops,
+            preconditions: vec![Precondition {
+                key: guard.to_owned(),
+                expect,
+            }],
+        };
+        match self.store.batch(&self.id, batch).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Every put, delete and expiry under `prefix` from now on.

@@ -66,6 +66,20 @@ impl KvLevel {
         s
     }
 
+    fn writes(&self, ops: Vec<BatchOp>) -> Vec<Write> {
+        ops.into_iter()
+            .map(|op| match op {
+                BatchOp::Put { key, value } => Write::Put {
+                    key: self.kv_key(&key),
+                    value,
+                },
+                BatchOp::Del { key } => Write::Delete {
+                    key: self.kv_key(&key),
+                },
+            })
+            .collect()
+    }
+
     fn level_key(&self, kv_key: &str) -> Result<Vec<u8>> {
         kv_key
             .strip_prefix(&self.data)
@@ -347,19 +361,29 @@ impl Level for KvLevel {
         if !self.caps.atomic_batch {
             return self.journaled_batch(ops).await;
         }
-        let writes = ops
-            .into_iter()
-            .map(|op| match op {
-                BatchOp::Put { key, value } => Write::Put {
-                    key: self.kv_key(&key),
-                    value,
-                },
-                BatchOp::Del { key } => Write::Delete {
-                    key: self.kv_key(&key),
-                },
-            })
-            .collect();
-        Ok(self.ns.write_batch(writes).await?)
+        Ok(self.ns.write_batch(self.writes(ops)).await?)
+    }
+
+    async fn batch_if(
+        &self,
+        guard: &[u8],
+        expected: Option<&[u8]>,
+        ops: Vec<BatchOp>,
+    ) -> Result<bool> {
+        if !self.caps.atomic_batch {
+            // The journal's path: checked by a read first (one writer per namespace there).
+            let current = self.get_many(&[guard.to_vec()]).await?.pop().flatten();
+            if current.as_deref() != expected {
+                return Ok(false);
+            }
+            self.batch(ops).await?;
+            return Ok(true);
+        }
+        let writes = self.writes(ops);
+        Ok(self
+            .ns
+            .write_batch_if(&self.kv_key(guard), expected, writes)
+            .await?)
     }
 
     async fn scan(&self, req: &ScanRequest) -> Result<ScanPage> {

@@ -202,6 +202,22 @@ pub trait Level: Send + Sync {
     async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Bytes>>>;
     /// Applies the writes in order (a later write to a key wins).
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<()>;
+    /// Applies the writes only while `guard` holds `expected` (`None`: absent); says whether it
+    /// did. The default checks by reading first, which is right for one writer at a time;
+    /// implementations on a shared store make it one atomic step.
+    async fn batch_if(
+        &self,
+        guard: &[u8],
+        expected: Option<&[u8]>,
+        ops: Vec<BatchOp>,
+    ) -> Result<bool> {
+        let current = self.get_many(&[guard.to_vec()]).await?.pop().flatten();
+        if current.as_deref() != expected {
+            return Ok(false);
+        }
+        self.batch(ops).await?;
+        Ok(true)
+    }
     /// One page of the range, in order.
     async fn scan(&self, req: &ScanRequest) -> Result<ScanPage>;
     /// Deletes every key in the range.
@@ -447,6 +463,24 @@ impl LevelDb {
             return Ok(());
         }
         self.level.batch(ops).await
+    }
+
+    /// [`LevelDb::batch`] applied only while `guard` still holds `expected` (`None`: absent);
+    /// returns whether it was applied. Atomic with the check, across processes too, where the
+    /// store below has conditional batches: the way several nodes update one thing safely.
+    pub async fn batch_if(
+        &self,
+        guard: impl AsRef<[u8]>,
+        expected: Option<&[u8]>,
+        mut ops: Vec<BatchOp>,
+    ) -> Result<bool> {
+        self.check_open()?;
+        let guard = self.full_key(guard.as_ref())?;
+        for op in &mut ops {
+            let full = self.full_key(op.key())?;
+            *op.key_mut() = full;
+        }
+        self.level.batch_if(&guard, expected, ops).await
     }
 
     /// A batch built up with `put`, `del` and `clear`, applied by `write`.
