@@ -426,8 +426,10 @@ impl Db {
             .collect();
         for _ in 0..WRITE_ATTEMPTS {
             let mut next = writer.counters;
-            let mut staging = Staging::default();
-            staging.prefetched = self.metas(&ids).await?;
+            let mut staging = Staging {
+                prefetched: self.metas(&ids).await?,
+                ..Staging::default()
+            };
             let mut results = Vec::with_capacity(docs.len());
             for doc in &docs {
                 let hinted = doc.get("_id").and_then(Value::as_str).map(str::to_owned);
