@@ -160,7 +160,9 @@ pub async fn open_couch(kv: &Kv) -> Result<Couch, ServerError> {
     system_namespace(kv.store().as_ref(), COUCH_NAMESPACE).await?;
     let level = KvLevel::new(kv.namespace(COUCH_NAMESPACE), "");
     let db = LevelDb::opened(level).await?;
-    Ok(Couch::new(db, Arc::new(UuidIds))?)
+    // Several nodes share a store only where its changes reach every node.
+    let shared = kv.store().capabilities().watch == couchkv_adapters::WatchKind::CrossNode;
+    Ok(Couch::new(db, Arc::new(UuidIds))?.shared(shared))
 }
 
 /// Serves until `shutdown` resolves, then closes the store.

@@ -25,6 +25,7 @@ mod error;
 pub mod revs;
 pub mod security;
 
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -47,11 +48,19 @@ pub struct Couch {
     registry: LevelDb,
     system: LevelDb,
     data: LevelDb,
-    open: Mutex<HashMap<String, Db>>,
-    /// Serializes database creation and deletion.
+    /// Loaded databases with the registry entry they were loaded from.
+    open: Mutex<HashMap<String, (Bytes, Db)>>,
+    /// Serializes this process's database creation and deletion (other nodes are kept out by
+    /// the guard on the `next_db` counter).
     ddl: tokio::sync::Mutex<()>,
     ids: Arc<dyn IdSource>,
+    /// Other nodes share the store: a loaded database is checked against the registry on use,
+    /// as another node may have deleted (or deleted and made again) it.
+    shared: bool,
 }
+
+/// How often creating a database is retried when other nodes keep creating at the same time.
+const DDL_ATTEMPTS: usize = 20;
 
 /// CouchDB's rule for database names: `^[a-z][a-z0-9_$()+/-]*$`, at most 238 characters, or
 /// the system database `_users`.
@@ -92,7 +101,14 @@ impl Couch {
             open: Mutex::new(HashMap::new()),
             ddl: tokio::sync::Mutex::new(()),
             ids,
+            shared: false,
         })
+    }
+
+    /// Says that other couchkv nodes use the same store (see the `shared` field).
+    pub fn shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
     }
 
     pub fn ids(&self) -> &Arc<dyn IdSource> {
@@ -118,28 +134,33 @@ impl Couch {
             return Err(CouchError::illegal_db_name(name));
         }
         let _ddl = self.ddl.lock().await;
-        if self.registry.get(name).await?.is_some() {
-            return Err(CouchError::file_exists());
-        }
-        let next = match self.system.get("next_db").await? {
-            Some(v) => std::str::from_utf8(&v)
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| CouchError::internal("corrupt database counter"))?,
-            None => 0,
-        };
-        let entry = serde_json::json!({ "id": base36(next) }).to_string();
-        // One batch on the root: the registry entry is the commit point.
-        self.root
-            .batch(vec![
+        let counter = [self.system.prefix(), b"next_db"].concat();
+        for _ in 0..DDL_ATTEMPTS {
+            if self.registry.get(name).await?.is_some() {
+                return Err(CouchError::file_exists());
+            }
+            let raw = self.system.get("next_db").await?;
+            let next = match &raw {
+                Some(v) => std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or_else(|| CouchError::internal("corrupt database counter"))?,
+                None => 0,
+            };
+            let entry = serde_json::json!({ "id": base36(next) }).to_string();
+            // One batch on the root, applied only while the counter is as read: two nodes
+            // creating at once never get the same number (nor both the same name).
+            let ops = vec![
                 BatchOp::put([self.registry.prefix(), name.as_bytes()].concat(), entry),
-                BatchOp::put(
-                    [self.system.prefix(), b"next_db"].concat(),
-                    (next + 1).to_string(),
-                ),
-            ])
-            .await?;
-        Ok(())
+                BatchOp::put(counter.clone(), (next + 1).to_string()),
+            ];
+            if self.root.batch_if(&counter, raw.as_deref(), ops).await? {
+                return Ok(());
+            }
+        }
+        Err(CouchError::unavailable(
+            "other nodes kept creating databases in between",
+        ))
     }
 
     /// Removes the database and everything in it.
@@ -158,7 +179,7 @@ impl Couch {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
-        if let Some(db) = handle {
+        if let Some((_, db)) = handle {
             db.mark_deleted().await;
         }
         sub.clear(Default::default()).await?;
@@ -176,13 +197,27 @@ impl Couch {
 
     /// A handle on an existing database.
     pub async fn db(&self, name: &str) -> Result<Db> {
-        if let Some(db) = self
+        let cached = self
             .open
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
-        {
-            return Ok(db.clone());
+            .cloned();
+        if let Some((entry, db)) = &cached {
+            if !self.shared {
+                return Ok(db.clone());
+            }
+            match self.registry.get(name).await? {
+                Some(now) if now == *entry => return Ok(db.clone()),
+                // Deleted (or deleted and made again) by another node.
+                _ => {
+                    db.mark_deleted().await;
+                    let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+                    if open.get(name).is_some_and(|(e, _)| e == entry) {
+                        open.remove(name);
+                    }
+                }
+            }
         }
         if !valid_db_name(name) {
             return Err(CouchError::illegal_db_name(name));
@@ -194,7 +229,7 @@ impl Couch {
         // Two tasks may have loaded it at once: the first one in wins, so there is one writer
         // lock per database.
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(open.entry(name.to_owned()).or_insert(db).clone())
+        Ok(open.entry(name.to_owned()).or_insert((entry, db)).1.clone())
     }
 }
 

@@ -105,3 +105,25 @@ test('two writers on two nodes: no lost update, no repeated sequence', { skip: !
   assert.equal(new Set(seqs).size, DOCS);
   assert.ok(conflicts > 0, 'the writers really raced');
 });
+
+test('databases made, deleted and made again on either node stay apart', { skip: !PG }, async () => {
+  // Both nodes create databases at once: each gets its own storage.
+  const names = Array.from({ length: 16 }, (_, i) => `many${i}`);
+  const made = await Promise.all(names.map((n, i) => call(i % 2 ? a : b, 'PUT', `/${n}`)));
+  for (const r of made) assert.equal(r.status, 201, JSON.stringify(r.body));
+  await Promise.all(names.map((n, i) => call(i % 2 ? b : a, 'PUT', `/${n}/only`, { db: n })));
+  for (const n of names) {
+    const all = (await call(a, 'GET', `/${n}/_all_docs?include_docs=true`)).body;
+    assert.deepEqual(all.rows.map((r) => r.doc.db), [n], `${n} holds only its own document`);
+  }
+  // Node A has `gone` loaded; node B deletes it and makes it again: A sees the new, empty one.
+  assert.equal((await call(a, 'PUT', '/gone')).status, 201);
+  assert.equal((await call(a, 'PUT', '/gone/old', { v: 1 })).status, 201);
+  assert.equal((await call(b, 'DELETE', '/gone')).status, 200);
+  assert.equal((await call(a, 'GET', '/gone/old')).status, 404);
+  assert.equal((await call(b, 'PUT', '/gone')).status, 201);
+  assert.equal((await call(a, 'GET', '/gone/old')).status, 404);
+  assert.equal((await call(a, 'GET', '/gone')).body.doc_count, 0);
+  assert.equal((await call(a, 'PUT', '/gone/new', { v: 2 })).status, 201);
+  assert.equal((await call(b, 'GET', '/gone/new')).body.v, 2);
+});
