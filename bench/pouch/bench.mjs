@@ -53,9 +53,9 @@ async function waitUp(url) {
   throw new Error(`${url} did not come up`);
 }
 
-async function startCouchkv(store = 'redb') {
+async function startCouchkv(store = 'redb', label = store, extra = []) {
   const dir = mkdtempSync(join(tmpdir(), 'couchkv-bench-'));
-  const proc = spawn(COUCHKV, ['serve', '--addr', '127.0.0.1:0', '--data', dir, '--store', store, '--admin', 'admin:bench'], {
+  const proc = spawn(COUCHKV, ['serve', '--addr', '127.0.0.1:0', '--data', dir, '--store', store, '--admin', 'admin:bench', ...extra], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, RUST_LOG: 'warn,couchkv=info' },
   });
@@ -67,7 +67,7 @@ async function startCouchkv(store = 'redb') {
     proc.on('exit', (c) => rej(new Error(`couchkv exited ${c}`)));
   });
   const auth = { username: 'admin', password: 'bench' };
-  return { name: `couchkv (${store})`, url, auth, headers: { Authorization: `Basic ${Buffer.from('admin:bench').toString('base64')}` }, pid: proc.pid, stop: () => { proc.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); } };
+  return { name: `couchkv (${label})`, url, auth, headers: { Authorization: `Basic ${Buffer.from('admin:bench').toString('base64')}` }, pid: proc.pid, stop: () => { proc.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); } };
 }
 
 async function startPouchdbServer() {
@@ -164,15 +164,17 @@ async function liveReplicationLatency(server, n = 200) {
   return samples;
 }
 
-async function eventsourceLatency(server, subscribers = 100, writes = 100) {
+/** Subscribers on `reader` (another node on the same store, or the same server). */
+async function eventsourceLatency(server, subscribers = 100, writes = 100, reader = server) {
   const db = `${server.url}/events`;
   await fetch(db, { method: 'PUT', headers: HEADERS });
+  const readDb = `${reader.url}/events`;
   const sent = new Map();
   const samples = [];
   const sources = [];
   let open = 0;
   for (let s = 0; s < subscribers; s++) {
-    const es = new EventSource(`${db}/_changes?feed=eventsource&since=now&heartbeat=10000`, {
+    const es = new EventSource(`${readDb}/_changes?feed=eventsource&since=now&heartbeat=10000`, {
       fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, ...HEADERS } }),
     });
     es.onopen = () => { open += 1; };
@@ -201,7 +203,14 @@ async function eventsourceLatency(server, subscribers = 100, writes = 100) {
 const fmt = (x, d = 2) => x.toFixed(d).padStart(8);
 const results = [];
 const startCouchkvMemory = () => startCouchkv('memory');
-for (const start of [startCouchkv, startCouchkvMemory, startPouchdbServer]) {
+// With COUCHKV_BENCH_POSTGRES=postgres://… couchkv on PostgreSQL joins the table, and its
+// eventsource figure is across nodes: subscribers on a second node, writes to the first.
+const PG = process.env.COUCHKV_BENCH_POSTGRES;
+const pgSchema = `bench_${process.pid}`;
+const pgArgs = ['--postgres-schema', pgSchema];
+const startCouchkvPostgres = () => startCouchkv(PG, 'postgres', pgArgs);
+const starts = [startCouchkv, startCouchkvMemory, ...(PG ? [startCouchkvPostgres] : []), startPouchdbServer];
+for (const start of starts) {
   const server = await start();
   HEADERS = server.headers;
   try {
@@ -214,6 +223,16 @@ for (const start of [startCouchkv, startCouchkvMemory, startPouchdbServer]) {
     if (server.name.startsWith('couchkv (redb')) {
       process.stderr.write(' 100 eventsource subscribers…');
       es = await eventsourceLatency(server);
+    }
+    if (server.name.startsWith('couchkv (postgres')) {
+      process.stderr.write(' 100 eventsource subscribers on a second node…');
+      const second = await startCouchkv(PG, 'postgres, node B', pgArgs);
+      try {
+        es = await eventsourceLatency(server, 100, 100, second);
+        es.crossNode = true;
+      } finally {
+        second.stop();
+      }
     }
     process.stderr.write(' done\n');
     results.push({ name: server.name, push, pull, lp, lr, es });
@@ -238,7 +257,8 @@ for (const r of results) {
 }
 for (const r of results) {
   if (r.es) {
-    console.log(`\n${r.name}: 100 eventsource subscribers × 100 writes: ${r.es.samples.length}/${r.es.want} events delivered, p50 ${pct(r.es.samples, 50).toFixed(2)} ms, p99 ${pct(r.es.samples, 99).toFixed(2)} ms`);
+    const where = r.es.crossNode ? ' (writes to node A, subscribers on node B)' : '';
+    console.log(`\n${r.name}${where}: 100 eventsource subscribers × 100 writes: ${r.es.samples.length}/${r.es.want} events delivered, p50 ${pct(r.es.samples, 50).toFixed(2)} ms, p99 ${pct(r.es.samples, 99).toFixed(2)} ms`);
   }
 }
 process.exit(0);
