@@ -1400,7 +1400,8 @@ impl Db {
             Some(raw) => parse_json(&raw)?["_rev"].as_str().map(str::to_owned),
             None => None,
         };
-        if current.is_some() && rev != current {
+        // A revision for a missing document, or the wrong one for an existing: a conflict.
+        if rev != current {
             return Err(CouchError::conflict());
         }
         if deleted {

@@ -56,6 +56,13 @@ impl Security {
         if !v.is_object() {
             return Err(CouchError::bad_request("_security must be a JSON object"));
         }
+        for part in ["admins", "members"] {
+            if !(v[part].is_null() || v[part].is_object()) {
+                return Err(CouchError::bad_request(format!(
+                    "{part} must be a JSON object"
+                )));
+            }
+        }
         Ok(Self {
             admin_names: strings(v, "admins", "names")?,
             admin_roles: strings(v, "admins", "roles")?,

@@ -291,6 +291,10 @@ async fn bulk_docs(
         .and_then(Value::as_array)
         .cloned()
         .ok_or_else(|| CouchError::bad_request("POST body must include `docs` parameter."))?;
+    // As CouchDB: one document that is not an object refuses the whole request.
+    if !docs.iter().all(Value::is_object) {
+        return Err(CouchError::bad_request("Document must be a JSON object"));
+    }
     let new_edits = match body.get("new_edits") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,

@@ -12,7 +12,7 @@ use base64::Engine;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::error::{CouchPath, Params, RawBody};
+use super::error::{Params, RawBody};
 use super::AppState;
 use crate::kv::{BulkGetType, BulkPutItem, GetOptions, KvError, ListOptions, PutOptions};
 
@@ -44,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{BASE}/{{ns}}/bulk/get"), post(bulk_get))
         .route(&format!("{BASE}/{{ns}}/watch"), get(watch))
         .route("/_couchkv/tokens", post(create_token))
+        .route("/client/v4/{*rest}", axum::routing::any(no_route))
 }
 
 /// `POST /_couchkv/tokens` (server admins): `{name, namespaces?: [id], write: bool}` →
@@ -58,7 +59,15 @@ async fn create_token(State(s): State<AppState>, KvBody(body): KvBody) -> Result
         v => serde_json::from_value(v.clone())
             .map_err(|_| ApiError::bad("namespaces must be an array of ids"))?,
     };
-    let write = req["write"].as_bool().unwrap_or(false);
+    let write = match (req.get("write"), req.get("read")) {
+        (Some(Value::Bool(w)), _) => *w,
+        (None, Some(Value::Bool(true))) => false,
+        _ => {
+            return Err(ApiError::bad(
+                "give the token a scope: \"write\": true, or \"read\": true",
+            ))
+        }
+    };
     let token = crate::auth::tokens::create(
         s.kv.store().as_ref(),
         crate::server::SYSTEM_NAMESPACE,
@@ -69,6 +78,29 @@ async fn create_token(State(s): State<AppState>, KvBody(body): KvBody) -> Result
     .await
     .map_err(|e| ApiError::new(500, 10001, e.to_string()))?;
     Ok(ok(json!({"token": token})))
+}
+
+/// Path parameters, percent-decoded; a malformed one is a 400 in Cloudflare's envelope.
+pub struct KvPath<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<S>
+    for KvPath<T>
+{
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> std::result::Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(KvPath(v)),
+            Err(e) => Err(ApiError::bad(e.body_text())),
+        }
+    }
+}
+
+/// Any other path under `/client/v4/`: Cloudflare's answer for a route it does not have.
+async fn no_route() -> ApiError {
+    ApiError::new(404, 7000, "No route for that URI")
 }
 
 /// An error in Cloudflare's envelope.
@@ -173,7 +205,11 @@ fn int_param(p: &Params, k: &str) -> Result<Option<i64>> {
 }
 
 async fn list_namespaces(State(s): State<AppState>, p: Params) -> Result<Response> {
-    let page = int_param(&p, "page")?.unwrap_or(1).max(1) as usize;
+    let page = int_param(&p, "page")?.unwrap_or(1);
+    if page < 1 {
+        return Err(ApiError::bad("page must be at least 1"));
+    }
+    let page = page as usize;
     let per_page = int_param(&p, "per_page")?.unwrap_or(20).clamp(1, 1000) as usize;
     let mut all: Vec<_> =
         s.kv.list_namespaces()
@@ -218,7 +254,7 @@ async fn create_namespace(State(s): State<AppState>, KvBody(body): KvBody) -> Re
 
 async fn get_namespace(
     State(s): State<AppState>,
-    CouchPath((_, ns)): CouchPath<(String, String)>,
+    KvPath((_, ns)): KvPath<(String, String)>,
 ) -> Result<Response> {
     check_visible(&ns)?;
     let n = s.kv.get_namespace(&ns).await?;
@@ -227,7 +263,7 @@ async fn get_namespace(
 
 async fn rename_namespace(
     State(s): State<AppState>,
-    CouchPath((_, ns)): CouchPath<(String, String)>,
+    KvPath((_, ns)): KvPath<(String, String)>,
     KvBody(body): KvBody,
 ) -> Result<Response> {
     check_visible(&ns)?;
@@ -237,7 +273,7 @@ async fn rename_namespace(
 
 async fn delete_namespace(
     State(s): State<AppState>,
-    CouchPath((_, ns)): CouchPath<(String, String)>,
+    KvPath((_, ns)): KvPath<(String, String)>,
 ) -> Result<Response> {
     check_visible(&ns)?;
     s.kv.delete_namespace(&ns).await?;
@@ -246,7 +282,7 @@ async fn delete_namespace(
 
 async fn list_keys(
     State(s): State<AppState>,
-    CouchPath((_, ns)): CouchPath<(String, String)>,
+    KvPath((_, ns)): KvPath<(String, String)>,
     p: Params,
 ) -> Result<Response> {
     check_visible(&ns)?;
@@ -283,7 +319,7 @@ fn cache_ttl(p: &Params) -> Result<GetOptions> {
 
 async fn get_value(
     State(s): State<AppState>,
-    CouchPath((_, ns, key)): CouchPath<(String, String, String)>,
+    KvPath((_, ns, key)): KvPath<(String, String, String)>,
     p: Params,
 ) -> Result<Response> {
     check_visible(&ns)?;
@@ -309,7 +345,7 @@ async fn get_value(
 
 async fn get_metadata(
     State(s): State<AppState>,
-    CouchPath((_, ns, key)): CouchPath<(String, String, String)>,
+    KvPath((_, ns, key)): KvPath<(String, String, String)>,
 ) -> Result<Response> {
     check_visible(&ns)?;
     let v =
@@ -383,7 +419,7 @@ async fn value_and_metadata(
 
 async fn put_value(
     State(s): State<AppState>,
-    CouchPath((_, ns, key)): CouchPath<(String, String, String)>,
+    KvPath((_, ns, key)): KvPath<(String, String, String)>,
     p: Params,
     req: Request,
 ) -> Result<Response> {
@@ -401,7 +437,7 @@ async fn put_value(
 
 async fn delete_value(
     State(s): State<AppState>,
-    CouchPath((_, ns, key)): CouchPath<(String, String, String)>,
+    KvPath((_, ns, key)): KvPath<(String, String, String)>,
 ) -> Result<Response> {
     check_visible(&ns)?;
     s.kv.namespace(&ns).delete(&key).await?;
@@ -414,7 +450,7 @@ fn bulk_result(n: usize) -> Response {
 
 async fn bulk_put(
     State(s): State<AppState>,
-    CouchPath((_, ns)): CouchPath<(String, String)>,
+    KvPath((_, ns)): KvPath<(String, String)>,
     KvBody(body): KvBody,
 ) -> Result<Response> {
     check_visible(&ns)?;
@@ -464,7 +500,7 @@ async fn bulk_put(
 
 async fn bulk_delete(
     State(s): State<AppState>,
-    CouchPath((_, ns)): CouchPath<(String, String)>,
+    KvPath((_, ns)): KvPath<(String, String)>,
     KvBody(body): KvBody,
 ) -> Result<Response> {
     check_visible(&ns)?;
@@ -476,7 +512,7 @@ async fn bulk_delete(
 
 async fn bulk_get(
     State(s): State<AppState>,
-    CouchPath((_, ns)): CouchPath<(String, String)>,
+    KvPath((_, ns)): KvPath<(String, String)>,
     KvBody(body): KvBody,
 ) -> Result<Response> {
     check_visible(&ns)?;
@@ -547,7 +583,7 @@ fn event_text(
 /// keeps no change log).
 async fn watch(
     State(s): State<AppState>,
-    CouchPath((_, ns)): CouchPath<(String, String)>,
+    KvPath((_, ns)): KvPath<(String, String)>,
     p: Params,
     headers: HeaderMap,
 ) -> Result<Response> {

@@ -57,6 +57,7 @@ pub fn app(state: AppState, config: &HttpConfig) -> Router {
         .merge(kv_api::routes())
         .merge(couch_api::routes())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth_layer::authenticate,
@@ -122,4 +123,12 @@ async fn up() -> Json<serde_json::Value> {
 
 async fn not_found() -> CouchError {
     CouchError::not_found("missing")
+}
+
+async fn method_not_allowed(method: Method) -> CouchError {
+    CouchError::new(
+        405,
+        "method_not_allowed",
+        format!("{method} is not allowed here"),
+    )
 }

@@ -1,0 +1,486 @@
+//! Hostile input over every route group: malformed JSON, wrong types, huge numbers, deep nesting,
+//! oversize bodies and headers, invalid UTF-8 and path tricks in names, bad cursors and `since`,
+//! negative limits. Each request gets its precise status in the API's own error shape, the
+//! server keeps serving, and a request that failed wrote nothing (the whole store is compared
+//! before and after each one).
+
+mod common;
+
+use couchkv::http::HttpConfig;
+use couchkv_adapters::{ListOptions, Store};
+use reqwest::Method;
+use serde_json::Value;
+
+/// Everything in the store: every namespace, key, value and metadata.
+async fn fingerprint(store: &dyn Store) -> Vec<(String, String, Vec<u8>, Option<String>)> {
+    let mut out = Vec::new();
+    for ns in store.list_namespaces().await.unwrap() {
+        let mut opts = ListOptions {
+            values: true,
+            ..ListOptions::default()
+        };
+        loop {
+            let page = store.list(&ns.id, &opts).await.unwrap();
+            for e in &page.entries {
+                out.push((
+                    ns.id.clone(),
+                    e.key.clone(),
+                    e.value.clone().unwrap_or_default().to_vec(),
+                    e.metadata.clone(),
+                ));
+            }
+            match page.entries.last() {
+                Some(last) if page.more => opts.start = std::ops::Bound::Excluded(last.key.clone()),
+                _ => break,
+            }
+        }
+    }
+    out
+}
+
+/// The error shape each API answers with.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// CouchDB: `{"error": NAME, "reason": "…"}`.
+    Couch(&'static str),
+    /// Cloudflare: `{"success": false, "errors": [{"code": CODE, "message": "…"}]}`.
+    Cloudflare(u64),
+}
+
+struct Row {
+    method: Method,
+    path: String,
+    body: Vec<u8>,
+    status: u16,
+    shape: Shape,
+}
+
+fn row(method: Method, path: &str, body: impl Into<Vec<u8>>, status: u16, shape: Shape) -> Row {
+    Row {
+        method,
+        path: path.to_owned(),
+        body: body.into(),
+        status,
+        shape,
+    }
+}
+
+fn nested(depth: usize) -> String {
+    format!(
+        r#"{{"docs":[{{"_id":"deep","v":{}1{}}}]}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_hostile_input_cleanly() {
+    let config = HttpConfig {
+        max_body_bytes: 1024 * 1024,
+        ..HttpConfig::default()
+    };
+    let server = common::start(config).await;
+    let c = &server.client;
+    let base = &server.base;
+    // Something to aim at: a database with a document, a namespace with a key.
+    assert_eq!(
+        c.put(format!("{base}/db")).send().await.unwrap().status(),
+        201
+    );
+    let put = c
+        .put(format!("{base}/db/doc"))
+        .body(r#"{"a":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let rev = put.json::<Value>().await.unwrap()["rev"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let kv = "/client/v4/accounts/x/storage/kv/namespaces";
+    let ns: Value = c
+        .post(format!("{base}{kv}"))
+        .body(r#"{"title":"hostile"}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ns = ns["result"]["id"].as_str().unwrap().to_owned();
+    let nsp = format!("{kv}/{ns}");
+    c.put(format!("{base}{nsp}/values/k"))
+        .body("v")
+        .send()
+        .await
+        .unwrap();
+
+    use Method as M;
+    use Shape::{Cloudflare as Cf, Couch as Cd};
+    let big = vec![b'x'; 2 * 1024 * 1024];
+    let rows = vec![
+        // Server-level routes.
+        row(M::GET, "/_uuids?count=-1", "", 400, Cd("bad_request")),
+        row(M::GET, "/_uuids?count=abc", "", 400, Cd("bad_request")),
+        row(
+            M::GET,
+            "/_uuids?count=100000000",
+            "",
+            400,
+            Cd("bad_request"),
+        ),
+        row(M::POST, "/_session", "{", 400, Cd("bad_request")),
+        row(
+            M::POST,
+            "/_session",
+            r#"{"name":1,"password":[]}"#,
+            400,
+            Cd("bad_request"),
+        ),
+        row(
+            M::POST,
+            "/_session",
+            r#"{"name":"admin","password":"wrong"}"#,
+            401,
+            Cd("unauthorized"),
+        ),
+        // Database names: case, leading underscore, dots, NUL, invalid UTF-8.
+        row(M::PUT, "/Bad", "", 400, Cd("illegal_database_name")),
+        row(M::PUT, "/_bad", "", 400, Cd("illegal_database_name")),
+        // The client resolves dot segments (`/..`, `/%2E%2E`) to `/`, which takes no PUT.
+        row(M::PUT, "/..", "", 405, Cd("method_not_allowed")),
+        row(M::PUT, "/%2E%2E", "", 405, Cd("method_not_allowed")),
+        row(M::PUT, "/_all_dbs", "", 405, Cd("method_not_allowed")),
+        row(M::PUT, "/a%00b", "", 400, Cd("illegal_database_name")),
+        row(M::PUT, "/a%FFb", "", 400, Cd("bad_request")),
+        row(M::GET, "/nodb", "", 404, Cd("not_found")),
+        row(M::GET, "/nodb/doc", "", 404, Cd("not_found")),
+        row(
+            M::POST,
+            "/nodb/_bulk_docs",
+            r#"{"docs":[]}"#,
+            404,
+            Cd("not_found"),
+        ),
+        // Documents: malformed JSON, wrong types, huge numbers, deep nesting, bad revisions.
+        row(M::PUT, "/db/x", "{", 400, Cd("bad_request")),
+        row(M::PUT, "/db/x", "[1,2]", 400, Cd("bad_request")),
+        row(M::PUT, "/db/x", r#"{"v":1e999}"#, 400, Cd("bad_request")),
+        row(M::PUT, "/db/x", r#"{"_rev":"bad"}"#, 400, Cd("bad_request")),
+        row(M::PUT, "/db/x", r#"{"_rev":"1-abc"}"#, 409, Cd("conflict")),
+        row(M::PUT, "/db/doc", r#"{"a":2}"#, 409, Cd("conflict")),
+        row(
+            M::PUT,
+            "/db/x",
+            r#"{"_attachments":5}"#,
+            400,
+            Cd("bad_request"),
+        ),
+        row(M::PUT, "/db/_bad_id", "{}", 400, Cd("bad_request")),
+        row(M::PUT, "/db/x%FF", "{}", 400, Cd("bad_request")),
+        row(M::GET, "/db/doc?rev=garbage", "", 400, Cd("bad_request")),
+        row(
+            M::GET,
+            "/db/doc?open_revs=notjson",
+            "",
+            400,
+            Cd("bad_request"),
+        ),
+        row(M::DELETE, "/db/doc", "", 409, Cd("conflict")),
+        row(M::DELETE, "/db/doc?rev=1-0000", "", 409, Cd("conflict")),
+        row(M::POST, "/db/_bulk_docs", "{", 400, Cd("bad_request")),
+        row(
+            M::POST,
+            "/db/_bulk_docs",
+            r#"{"docs":5}"#,
+            400,
+            Cd("bad_request"),
+        ),
+        row(
+            M::POST,
+            "/db/_bulk_docs",
+            r#"{"docs":[1]}"#,
+            400,
+            Cd("bad_request"),
+        ),
+        row(
+            M::POST,
+            "/db/_bulk_docs",
+            r#"{"docs":[],"new_edits":"no"}"#,
+            400,
+            Cd("bad_request"),
+        ),
+        row(
+            M::POST,
+            "/db/_bulk_docs",
+            nested(1000),
+            400,
+            Cd("bad_request"),
+        ),
+        row(M::POST, "/db/_bulk_docs", big.clone(), 413, Cd("too_large")),
+        row(
+            M::POST,
+            "/db/_bulk_get",
+            r#"{"docs":"x"}"#,
+            400,
+            Cd("bad_request"),
+        ),
+        row(
+            M::POST,
+            "/db/_bulk_get",
+            r#"{"docs":[{"id":5}]}"#,
+            400,
+            Cd("bad_request"),
+        ),
+        row(M::POST, "/db/_revs_diff", "[1,2]", 400, Cd("bad_request")),
+        row(
+            M::POST,
+            "/db/_revs_diff",
+            r#"{"doc":"1-a"}"#,
+            400,
+            Cd("bad_request"),
+        ),
+        row(
+            M::POST,
+            "/db/_all_docs",
+            r#"{"keys":"x"}"#,
+            400,
+            Cd("bad_request"),
+        ),
+        row(M::GET, "/db/_all_docs?limit=-1", "", 400, Cd("bad_request")),
+        row(
+            M::GET,
+            "/db/_all_docs?startkey=notjson",
+            "",
+            400,
+            Cd("bad_request"),
+        ),
+        row(M::GET, "/db/_changes?since=abc", "", 400, Cd("bad_request")),
+        row(M::GET, "/db/_changes?since=-5", "", 400, Cd("bad_request")),
+        row(M::GET, "/db/_changes?limit=-1", "", 400, Cd("bad_request")),
+        row(
+            M::GET,
+            "/db/_changes?feed=bogus",
+            "",
+            400,
+            Cd("bad_request"),
+        ),
+        row(
+            M::GET,
+            "/db/_changes?heartbeat=-1",
+            "",
+            400,
+            Cd("bad_request"),
+        ),
+        row(
+            M::GET,
+            "/db/_changes?feed=longpoll&timeout=abc",
+            "",
+            400,
+            Cd("bad_request"),
+        ),
+        row(
+            M::PUT,
+            "/db/_security",
+            r#"{"admins":5}"#,
+            400,
+            Cd("bad_request"),
+        ),
+        row(M::PUT, "/db/_security", "{", 400, Cd("bad_request")),
+        row(M::PUT, "/db/_local/x", "[]", 400, Cd("bad_request")),
+        row(
+            M::PUT,
+            "/db/_local/x",
+            r#"{"_rev":"0-9"}"#,
+            409,
+            Cd("conflict"),
+        ),
+        row(M::PUT, "/db/doc/att.txt", "data", 409, Cd("conflict")),
+        row(
+            M::PUT,
+            "/db/doc/att.txt?rev=zzz",
+            "data",
+            400,
+            Cd("bad_request"),
+        ),
+        row(M::GET, "/db/doc/missing.txt", "", 404, Cd("not_found")),
+        // The KV API: unknown namespaces, bad names, cursors, limits, bodies.
+        row(M::GET, &format!("{kv}?page=-1"), "", 400, Cf(10000)),
+        row(M::GET, &format!("{kv}?per_page=abc"), "", 400, Cf(10000)),
+        row(M::POST, kv, "{", 400, Cf(10000)),
+        row(M::POST, kv, r#"{"title":5}"#, 400, Cf(10000)),
+        row(M::GET, &format!("{kv}/nope/keys"), "", 404, Cf(10013)),
+        row(M::GET, &format!("{nsp}/keys?limit=-1"), "", 400, Cf(10000)),
+        row(M::GET, &format!("{nsp}/keys?limit=abc"), "", 400, Cf(10000)),
+        row(
+            M::GET,
+            &format!("{nsp}/keys?cursor=%21%21%21"),
+            "",
+            400,
+            Cf(10000),
+        ),
+        row(M::GET, &format!("{nsp}/values/missing"), "", 404, Cf(10009)),
+        // `values/%2E` reaches the server as `values/` (the client resolves the dot segment).
+        row(M::PUT, &format!("{nsp}/values/%2E"), "v", 404, Cf(7000)),
+        row(M::GET, "/client/v4/nothing/here", "", 404, Cf(7000)),
+        row(
+            M::PUT,
+            &format!("{nsp}/values/{}", "k".repeat(513)),
+            "v",
+            414,
+            Cf(10000),
+        ),
+        row(M::PUT, &format!("{nsp}/values/a%FF"), "v", 400, Cf(10000)),
+        row(
+            M::PUT,
+            &format!("{nsp}/values/k?expiration=-5"),
+            "v",
+            400,
+            Cf(10000),
+        ),
+        row(
+            M::PUT,
+            &format!("{nsp}/values/k?expiration_ttl=abc"),
+            "v",
+            400,
+            Cf(10000),
+        ),
+        row(
+            M::PUT,
+            &format!("{nsp}/values/k?expiration_ttl=99999999999999999999999"),
+            "v",
+            400,
+            Cf(10000),
+        ),
+        row(M::PUT, &format!("{nsp}/bulk"), "{", 400, Cf(10000)),
+        row(
+            M::PUT,
+            &format!("{nsp}/bulk"),
+            r#"[{"value":"no key"}]"#,
+            400,
+            Cf(10000),
+        ),
+        row(
+            M::PUT,
+            &format!("{nsp}/bulk"),
+            r#"[{"key":"ok","value":"v"},{"key":"","value":"v"}]"#,
+            400,
+            Cf(10000),
+        ),
+        row(M::PUT, &format!("{nsp}/bulk"), big.clone(), 413, Cf(10000)),
+        row(
+            M::POST,
+            &format!("{nsp}/bulk/delete"),
+            r#"{"not":"a list"}"#,
+            400,
+            Cf(10000),
+        ),
+        row(
+            M::POST,
+            &format!("{nsp}/bulk/get"),
+            r#"{"keys":[]}"#,
+            400,
+            Cf(10000),
+        ),
+        row(
+            M::POST,
+            &format!("{nsp}/bulk/get"),
+            r#"{"keys":["k"],"type":"xml"}"#,
+            400,
+            Cf(10000),
+        ),
+        row(
+            M::GET,
+            &format!("{nsp}/watch?prefix={}", "p".repeat(600)),
+            "",
+            414,
+            Cf(10000),
+        ),
+        row(M::POST, "/_couchkv/tokens", "{", 400, Cf(10000)),
+        row(
+            M::POST,
+            "/_couchkv/tokens",
+            r#"{"name":"t"}"#,
+            400,
+            Cf(10000),
+        ),
+    ];
+
+    let mut failures = Vec::new();
+    for r in &rows {
+        let before = fingerprint(server.store.as_ref()).await;
+        let url = format!("{base}{}", r.path);
+        let resp = c
+            .request(r.method.clone(), &url)
+            .body(r.body.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{} {}: no answer: {e}", r.method, r.path));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let path = &r.path[..r.path.len().min(100)];
+        let what = format!("{} {path} -> {status} {text:.160}", r.method);
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let shaped = match r.shape {
+            Shape::Couch(name) => body["error"] == name && body["reason"].is_string(),
+            Shape::Cloudflare(code) => {
+                body["success"] == false
+                    && body["errors"][0]["code"] == code
+                    && body["errors"][0]["message"].is_string()
+            }
+        };
+        if status != r.status || !shaped {
+            failures.push(format!("expected {}: {what}", r.status));
+        }
+        if before != fingerprint(server.store.as_ref()).await {
+            failures.push(format!("a refused request wrote something: {what}"));
+        }
+        let up = c.get(format!("{base}/_up")).send().await.unwrap();
+        assert_eq!(up.status(), 200, "the server keeps serving after {what}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows:\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n")
+    );
+    // The document and key aimed at are untouched.
+    let doc: Value = c
+        .get(format!("{base}/db/doc"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (doc["_rev"].as_str(), doc["a"].as_i64()),
+        (Some(rev.as_str()), Some(1))
+    );
+}
+
+/// Oversize headers are refused by the HTTP layer before any handler runs.
+#[tokio::test]
+async fn oversize_headers_are_refused() {
+    let server = common::start(HttpConfig::default()).await;
+    let resp = server
+        .client
+        .get(format!("{}/_up", server.base))
+        .header("x-huge", "h".repeat(1024 * 1024))
+        .send()
+        .await;
+    match resp {
+        Ok(r) => assert_eq!(r.status().as_u16(), 431),
+        // Closing the connection is the other answer hyper gives.
+        Err(e) => assert!(e.is_request() || e.is_body() || e.is_connect(), "{e}"),
+    }
+    let up = server
+        .client
+        .get(format!("{}/_up", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status(), 200);
+}
