@@ -79,6 +79,13 @@ async fn every_route_refuses_hostile_input_cleanly() {
         max_body_bytes: 1024 * 1024,
         ..HttpConfig::default()
     };
+    // Any panic anywhere in the process (a handler task included) is counted and fails the test.
+    static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        default_hook(info);
+    }));
     let server = common::start(config).await;
     let c = &server.client;
     let base = &server.base;
@@ -439,6 +446,11 @@ async fn every_route_refuses_hostile_input_cleanly() {
         let up = c.get(format!("{base}/_up")).send().await.unwrap();
         assert_eq!(up.status(), 200, "the server keeps serving after {what}");
     }
+    assert_eq!(
+        PANICS.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a panic in the server"
+    );
     assert!(
         failures.is_empty(),
         "{} of {} rows:\n{}",
