@@ -262,6 +262,16 @@ struct Incoming {
     body: Map<String, Value>,
 }
 
+/// Checks a document as a write would, without writing: the special fields, the id, `_rev`,
+/// `_revisions` and `_attachments` (what the fuzz target `document` drives).
+pub fn check_document(doc: Value) -> Result<()> {
+    let inc = take_incoming(doc, || "generated".to_owned())?;
+    if !inc.id.starts_with("_local/") {
+        inc.rev()?;
+    }
+    Ok(())
+}
+
 fn take_incoming(doc: Value, generated_id: impl FnOnce() -> String) -> Result<Incoming> {
     let Value::Object(mut map) = doc else {
         return Err(CouchError::bad_request("Document must be a JSON object"));

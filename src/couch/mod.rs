@@ -30,8 +30,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use db::{
-    AllDocsOptions, AttachmentData, BulkGetItem, ChangesOptions, ChangesPage, Db, DbInfo,
-    DocOptions, OpenRevs, WriteResult,
+    check_document, AllDocsOptions, AttachmentData, BulkGetItem, ChangesOptions, ChangesPage, Db,
+    DbInfo, DocOptions, OpenRevs, WriteResult,
 };
 pub use error::{CouchError, Result};
 pub use security::{Security, UserCtx};

@@ -6,7 +6,7 @@
 //! goes to the store as one batch, so on a store with atomic batches a bulk write is whole or
 //! absent, and one invalid item rejects the call before anything is written.
 
-mod cursor;
+pub mod cursor;
 mod error;
 pub mod limits;
 
