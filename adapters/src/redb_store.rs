@@ -49,6 +49,8 @@ const READERS: usize = 1;
 /// the wake-up of a sleeping thread, which costs more than the read itself. Kept short: a
 /// spinning reader burns a core the server may need.
 const READER_SPIN: std::time::Duration = std::time::Duration::from_micros(20);
+/// redb's page cache.
+const REDB_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// The most jobs one transaction takes from the queue.
 const GROUP: usize = 256;
 
@@ -91,7 +93,12 @@ fn backend<E: std::fmt::Display>(e: E) -> StoreError {
 impl RedbStore {
     /// Opens (or creates) the database file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let db = Database::create(path.as_ref()).map_err(backend)?;
+        // redb's default page cache is 1 GiB, which a long-running server fills as its file
+        // grows; a fixed one keeps the process's memory flat (the OS page cache still helps).
+        let db = Database::builder()
+            .set_cache_size(REDB_CACHE_BYTES)
+            .create(path.as_ref())
+            .map_err(backend)?;
         let mut map = HashMap::new();
         let (version, next_space) = {
             let txn = db.begin_write().map_err(backend)?;

@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 use crate::{Event, EventStream, StoreError};
 
 /// Events a watcher may fall behind before it is cut off.
-pub const DEFAULT_CAPACITY: usize = 4096;
+pub const DEFAULT_CAPACITY: usize = 1024;
 
 type Channels = HashMap<String, HashMap<String, broadcast::Sender<Event>>>;
 

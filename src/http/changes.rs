@@ -212,6 +212,15 @@ impl Live {
         Some(Frame::Rows(page.results))
     }
 
+    /// Reads what came after `since`: rows to emit, the end on a failed read, or `None` to keep
+    /// waiting.
+    async fn read_more(&mut self) -> Option<Frame> {
+        match self.db.changes(&self.opts).await {
+            Ok(page) => self.take(page),
+            Err(_) => Some(Frame::End(self.opts.since)),
+        }
+    }
+
     fn finished(&self) -> bool {
         self.remaining_limit == Some(0)
     }
@@ -240,17 +249,23 @@ impl Live {
                         Some(Ok(_)) => {
                             // Several commits may have landed: take them in one read.
                             while let Some(Some(Ok(_))) = self.watch.next().now_or_never() {}
-                            match self.db.changes(&self.opts).await {
-                                Ok(page) => {
-                                    if let Some(rows) = self.take(page) {
-                                        return rows;
-                                    }
-                                }
-                                Err(_) => return Frame::End(self.opts.since),
+                            if let Some(frame) = self.read_more().await {
+                                return frame;
                             }
                         }
-                        // The store ended the watch (it closed, or we fell behind): end cleanly.
-                        _ => return Frame::End(self.opts.since),
+                        // Fell behind: the watch is only a wake-up, so subscribe again and read
+                        // (the read starts from `since`, so nothing is missed).
+                        Some(Err(_)) => {
+                            match self.db.watch().await {
+                                Ok(w) => self.watch = w,
+                                Err(_) => return Frame::End(self.opts.since),
+                            }
+                            if let Some(frame) = self.read_more().await {
+                                return frame;
+                            }
+                        }
+                        // The store closed: end cleanly.
+                        None => return Frame::End(self.opts.since),
                     }
                 }
                 _ = tokio::time::sleep_until(wake) => {
