@@ -255,6 +255,10 @@ pub struct ServeArgs {
     #[arg(long, env = "COUCHKV_MAX_BODY_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Seconds a client may take to send a request body; beyond it `408 request_timeout`.
+    #[arg(long, env = "COUCHKV_BODY_TIMEOUT", default_value_t = 60)]
+    pub body_timeout: u64,
+
     /// A server admin, NAME:PASSWORD (repeatable; the variable takes a comma-separated list).
     /// With none, admin-only routes are refused.
     #[arg(

@@ -57,6 +57,7 @@ async fn serve(args: couchkv::cli::ServeArgs) -> Result<(), server::ServerError>
         http: couchkv::http::HttpConfig {
             cors_origins: args.cors_origins.clone(),
             max_body_bytes: args.max_body_bytes,
+            body_timeout: Duration::from_secs(args.body_timeout.max(1)),
         },
         auth: args.auth_config(),
     };

@@ -496,3 +496,53 @@ async fn oversize_headers_are_refused() {
         .unwrap();
     assert_eq!(up.status(), 200);
 }
+
+/// A client that sends its body slowly is answered `408` once the body timeout runs out, and
+/// nothing is written.
+#[tokio::test]
+async fn a_slow_body_times_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = common::start(HttpConfig {
+        body_timeout: std::time::Duration::from_secs(1),
+        ..HttpConfig::default()
+    })
+    .await;
+    let put = server
+        .client
+        .put(format!("{}/slow", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let before = fingerprint(server.store.as_ref()).await;
+    let addr = server.base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT /slow/doc HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic YWRtaW46c2VjcmV0\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"a\":"
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "answered within 10 s");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains(r#""error":"request_timeout""#), "{text}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    assert!(before == fingerprint(server.store.as_ref()).await);
+}

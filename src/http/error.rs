@@ -103,9 +103,26 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(CouchError::too_large("the request entity is too large"))
             }
+            Err(e) if timed_out(&e) => Err(CouchError::new(
+                408,
+                "request_timeout",
+                "the request body did not arrive in time",
+            )),
             Err(e) => Err(CouchError::bad_request(e.body_text())),
         }
     }
+}
+
+/// Whether reading a body failed because the body timeout (`--body-timeout`) ran out.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// A JSON body; anything else is CouchDB's `bad_request`, "invalid UTF-8 JSON".

@@ -38,6 +38,8 @@ pub struct HttpConfig {
     pub cors_origins: Vec<String>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// How long a client may take to send a request body (408 beyond it).
+    pub body_timeout: std::time::Duration,
 }
 
 impl Default for HttpConfig {
@@ -45,6 +47,7 @@ impl Default for HttpConfig {
         Self {
             cors_origins: Vec::new(),
             max_body_bytes: 64 * 1024 * 1024,
+            body_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -63,6 +66,10 @@ pub fn app(state: AppState, config: &HttpConfig) -> Router {
             auth_layer::authenticate,
         ))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        // A client that sends its body too slowly ties up a connection and a buffer: cut it off.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            config.body_timeout,
+        ))
         // Requests at debug level (`RUST_LOG=tower_http=debug`); no bodies, no headers.
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state);
