@@ -24,6 +24,7 @@ async fn server_with(max_body_bytes: usize) -> Server {
     let s = common::start(HttpConfig {
         cors_origins: vec!["http://app.example".into()],
         max_body_bytes,
+        ..HttpConfig::default()
     })
     .await;
     // These tests act as the server admin; tests/auth.rs covers everyone else.
