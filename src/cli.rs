@@ -259,6 +259,15 @@ pub struct ServeArgs {
     #[arg(long, env = "COUCHKV_BODY_TIMEOUT", default_value_t = 60)]
     pub body_timeout: u64,
 
+    /// Seconds a connection may wait idle for its next request before it is closed.
+    #[arg(long, env = "COUCHKV_IDLE_TIMEOUT", default_value_t = 120)]
+    pub idle_timeout: u64,
+
+    /// Seconds a write to a client that stopped reading (a stalled feed) may make no progress
+    /// before the connection is cut.
+    #[arg(long, env = "COUCHKV_WRITE_STALL_TIMEOUT", default_value_t = 60)]
+    pub write_stall_timeout: u64,
+
     /// A server admin, NAME:PASSWORD (repeatable; the variable takes a comma-separated list).
     /// With none, admin-only routes are refused.
     #[arg(

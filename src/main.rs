@@ -58,6 +58,8 @@ async fn serve(args: couchkv::cli::ServeArgs) -> Result<(), server::ServerError>
             cors_origins: args.cors_origins.clone(),
             max_body_bytes: args.max_body_bytes,
             body_timeout: Duration::from_secs(args.body_timeout.max(1)),
+            idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+            write_stall_timeout: Duration::from_secs(args.write_stall_timeout.max(1)),
         },
         auth: args.auth_config(),
     };

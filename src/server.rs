@@ -199,19 +199,15 @@ pub async fn run(
         uuid: uuid.into(),
     };
     tracing::info!(addr = %listener.local_addr()?, "couchkv listening");
-    // Streamed answers (heartbeats, then a change) must not wait for Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let service =
-        app(state, &config.http).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = crate::http::serve::ConnLimits {
+        idle_timeout: config.http.idle_timeout,
+        write_stall_timeout: config.http.write_stall_timeout,
+    };
+    crate::http::serve::serve(listener, app(state, &config.http), limits, shutdown).await;
     sweeper.abort();
     tracing::info!("shutting down: closing the store");
     store.close().await?;
-    Ok(served?)
+    Ok(())
 }
 
 async fn sweep_forever(kv: Kv, every: Duration) {

@@ -546,3 +546,92 @@ async fn a_slow_body_times_out() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(900));
     assert!(before == fingerprint(server.store.as_ref()).await);
 }
+
+/// A keep-alive connection left idle is closed by the server after the idle timeout.
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = common::start(HttpConfig {
+        idle_timeout: std::time::Duration::from_secs(1),
+        ..HttpConfig::default()
+    })
+    .await;
+    let addr = server.base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(format!("GET /_up HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tcp.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Now idle: the server closes its end (EOF) after about a second.
+    let started = std::time::Instant::now();
+    let eof = tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read(&mut buf)).await;
+    assert!(matches!(eof, Ok(Ok(0)) | Ok(Err(_))), "closed: {eof:?}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(800));
+}
+
+/// An EventSource client that stops reading is cut off once the server's writes to it stall,
+/// and its feed lets go of the store's watch: nothing keeps growing for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let server = common::start(HttpConfig {
+        write_stall_timeout: std::time::Duration::from_secs(1),
+        ..HttpConfig::default()
+    })
+    .await;
+    let c = &server.client;
+    let base = &server.base;
+    assert_eq!(
+        c.put(format!("{base}/big")).send().await.unwrap().status(),
+        201
+    );
+    // 32 MB of documents: far more than the socket buffers hold.
+    let filler = "x".repeat(64 * 1024);
+    for chunk in 0..16 {
+        let docs: Vec<Value> = (0..32)
+            .map(|i| serde_json::json!({"_id": format!("d{chunk:02}-{i:02}"), "filler": filler}))
+            .collect();
+        let r = c
+            .post(format!("{base}/big/_bulk_docs"))
+            .json(&serde_json::json!({ "docs": docs }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let ns = couchkv::server::COUCH_NAMESPACE;
+    let before = server.store.watchers(ns);
+    let addr = base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        format!(
+            "GET /big/_changes?feed=eventsource&include_docs=true&since=0&heartbeat=500 HTTP/1.1\r\n\
+             Host: {addr}\r\nAuthorization: Basic YWRtaW46c2VjcmV0\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // The feed starts (it holds a watch) and then, unread, stalls and is cut off.
+    let mut opened = false;
+    let mut released = false;
+    for _ in 0..200 {
+        let now = server.store.watchers(ns);
+        opened |= now > before;
+        if opened && now == before {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(opened, "the feed started");
+    assert!(
+        released,
+        "the stalled feed was cut off and let go of its watch"
+    );
+    let up = c.get(format!("{base}/_up")).send().await.unwrap();
+    assert_eq!(up.status(), 200);
+    drop(tcp);
+}

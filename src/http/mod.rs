@@ -6,6 +6,7 @@ mod changes;
 mod couch_api;
 pub mod error;
 mod kv_api;
+pub mod serve;
 mod session_api;
 
 use std::sync::Arc;
@@ -40,6 +41,10 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// How long a client may take to send a request body (408 beyond it).
     pub body_timeout: std::time::Duration,
+    /// How long a connection may wait idle for its next request before it is closed.
+    pub idle_timeout: std::time::Duration,
+    /// How long a write to a client that stopped reading may stall before the connection is cut.
+    pub write_stall_timeout: std::time::Duration,
 }
 
 impl Default for HttpConfig {
@@ -48,6 +53,8 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             max_body_bytes: 64 * 1024 * 1024,
             body_timeout: std::time::Duration::from_secs(60),
+            idle_timeout: std::time::Duration::from_secs(120),
+            write_stall_timeout: std::time::Duration::from_secs(60),
         }
     }
 }
