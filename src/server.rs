@@ -72,7 +72,7 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("--store cloudflare://… needs an API token in COUCHKV_CLOUDFLARE_TOKEN")]
     MissingCloudflareToken,
-    #[error("the {0} backend is not part of this build yet")]
+    #[error("no {0}:// store: the schemes are postgres:// and cloudflare://")]
     UnavailableStore(String),
     #[error("level: {0}")]
     Level(#[from] crate::level::LevelError),

@@ -214,6 +214,21 @@ async fn store_flag_and_bad_values() {
         !stderr.contains("secret"),
         "no secret in the error: {stderr}"
     );
+    // An unknown scheme is refused by name, the URL not echoed.
+    let out = Command::new(env!("CARGO_BIN_EXE_couchkv"))
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--store",
+            "mysql://u:secret@h/db",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no mysql:// store"), "{stderr}");
+    assert!(!stderr.contains("secret"), "{stderr}");
 }
 
 #[tokio::test]
