@@ -761,13 +761,8 @@ async fn changes_feeds() {
 }
 
 async fn wait_watchers(store: &MemoryStore, n: usize) {
-    for _ in 0..250 {
-        if store.watchers(COUCH_NAMESPACE) == n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(4)).await;
-    }
-    panic!(
+    assert!(
+        common::couch_watchers_reach(store, n, Duration::from_secs(1)).await,
         "expected {n} watchers, have {}",
         store.watchers(COUCH_NAMESPACE)
     );

@@ -601,8 +601,7 @@ async fn a_client_that_stops_reading_is_cut_off() {
             .unwrap();
         assert_eq!(r.status(), 201);
     }
-    let ns = couchkv::server::COUCH_NAMESPACE;
-    let before = server.store.watchers(ns);
+    let before = server.store.watchers(couchkv::server::COUCH_NAMESPACE);
     let addr = base.trim_start_matches("http://");
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     tcp.write_all(
@@ -615,18 +614,10 @@ async fn a_client_that_stops_reading_is_cut_off() {
     .await
     .unwrap();
     // The feed starts (it holds a watch) and then, unread, stalls and is cut off.
-    let mut opened = false;
-    let mut released = false;
-    for _ in 0..200 {
-        let now = server.store.watchers(ns);
-        opened |= now > before;
-        if opened && now == before {
-            released = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let wait = std::time::Duration::from_secs(10);
+    let opened = common::couch_watchers_reach(&server.store, before + 1, wait).await;
     assert!(opened, "the feed started");
+    let released = common::couch_watchers_reach(&server.store, before, wait).await;
     assert!(
         released,
         "the stalled feed was cut off and let go of its watch"

@@ -197,38 +197,26 @@ async fn store_flag_and_bad_values() {
     server.stop();
     assert!(!data.exists());
 
+    let stderr = refused_store("postgres://u:secret@127.0.0.1:1/db");
+    assert!(stderr.contains("postgres"), "{stderr}");
+    // An unknown scheme is refused by name, the URL not echoed.
+    let stderr = refused_store("mysql://u:secret@h/db");
+    assert!(stderr.contains("no mysql:// store"), "{stderr}");
+}
+
+/// `serve --store STORE` must fail without echoing the URL's secret; returns its stderr.
+fn refused_store(store: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_couchkv"))
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--store",
-            "postgres://u:secret@127.0.0.1:1/db",
-        ])
+        .args(["serve", "--addr", "127.0.0.1:0", "--store", store])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("postgres"), "{stderr}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         !stderr.contains("secret"),
         "no secret in the error: {stderr}"
     );
-    // An unknown scheme is refused by name, the URL not echoed.
-    let out = Command::new(env!("CARGO_BIN_EXE_couchkv"))
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--store",
-            "mysql://u:secret@h/db",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("no mysql:// store"), "{stderr}");
-    assert!(!stderr.contains("secret"), "{stderr}");
+    stderr
 }
 
 #[tokio::test]

@@ -203,26 +203,25 @@ impl Couch {
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
             .cloned();
-        if let Some((entry, db)) = &cached {
-            if !self.shared {
-                return Ok(db.clone());
-            }
-            match self.registry.get(name).await? {
-                Some(now) if now == *entry => return Ok(db.clone()),
-                // Deleted (or deleted and made again) by another node.
-                _ => {
-                    db.mark_deleted().await;
-                    let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-                    if open.get(name).is_some_and(|(e, _)| e == entry) {
-                        open.remove(name);
-                    }
+        let current = match &cached {
+            Some((_, db)) if !self.shared => return Ok(db.clone()),
+            Some((entry, db)) => {
+                let now = self.registry.get(name).await?;
+                if now.as_ref() == Some(entry) {
+                    return Ok(db.clone());
                 }
+                // Deleted (or deleted and made again) by another node.
+                db.mark_deleted().await;
+                let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+                if open.get(name).is_some_and(|(e, _)| e == entry) {
+                    open.remove(name);
+                }
+                now
             }
-        }
-        if !valid_db_name(name) {
-            return Err(CouchError::illegal_db_name(name));
-        }
-        let Some(entry) = self.registry.get(name).await? else {
+            None if !valid_db_name(name) => return Err(CouchError::illegal_db_name(name)),
+            None => self.registry.get(name).await?,
+        };
+        let Some(entry) = current else {
             return Err(CouchError::no_db());
         };
         let db = Db::load(name, self.sublevel_of(&entry)?, self.ids.clone()).await?;

@@ -372,12 +372,7 @@ impl Level for KvLevel {
     ) -> Result<bool> {
         if !self.caps.atomic_batch {
             // The journal's path: checked by a read first (one writer per namespace there).
-            let current = self.get_many(&[guard.to_vec()]).await?.pop().flatten();
-            if current.as_deref() != expected {
-                return Ok(false);
-            }
-            self.batch(ops).await?;
-            return Ok(true);
+            return super::batch_if_by_reading(self, guard, expected, ops).await;
         }
         let writes = self.writes(ops);
         Ok(self

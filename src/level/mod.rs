@@ -211,12 +211,7 @@ pub trait Level: Send + Sync {
         expected: Option<&[u8]>,
         ops: Vec<BatchOp>,
     ) -> Result<bool> {
-        let current = self.get_many(&[guard.to_vec()]).await?.pop().flatten();
-        if current.as_deref() != expected {
-            return Ok(false);
-        }
-        self.batch(ops).await?;
-        Ok(true)
+        batch_if_by_reading(self, guard, expected, ops).await
     }
     /// One page of the range, in order.
     async fn scan(&self, req: &ScanRequest) -> Result<ScanPage>;
@@ -243,6 +238,22 @@ fn boxed_keys(s: impl futures::Stream<Item = Result<Vec<u8>>> + Send + 'static) 
 #[cfg(target_arch = "wasm32")]
 fn boxed_keys(s: impl futures::Stream<Item = Result<Vec<u8>>> + 'static) -> KeyStream {
     futures::StreamExt::boxed_local(s)
+}
+
+/// The guarded batch any implementation can do: read the guard, then write. Right for one writer
+/// at a time (callers serialize); not atomic against other processes.
+pub async fn batch_if_by_reading<L: Level + ?Sized>(
+    level: &L,
+    guard: &[u8],
+    expected: Option<&[u8]>,
+    ops: Vec<BatchOp>,
+) -> Result<bool> {
+    let current = level.get_many(&[guard.to_vec()]).await?.pop().flatten();
+    if current.as_deref() != expected {
+        return Ok(false);
+    }
+    level.batch(ops).await?;
+    Ok(true)
 }
 
 /// The clear any implementation can do: read the keys a page at a time, delete them in batches.

@@ -61,3 +61,18 @@ pub async fn start(http: HttpConfig) -> InProcess {
         _stop: stop,
     }
 }
+
+/// Waits up to `within` for the CouchDB namespace's store watchers (one per live feed) to number
+/// `n`; says whether they did.
+pub async fn couch_watchers_reach(store: &MemoryStore, n: usize, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if store.watchers(couchkv::server::COUCH_NAMESPACE) == n {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(4)).await;
+    }
+}

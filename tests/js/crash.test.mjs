@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import PouchDB from 'pouchdb';
-import { localDb, startServer, ADMIN, adminHeader } from './helpers.mjs';
+import { localDb, startServer, ADMIN, adminCall } from './helpers.mjs';
 
 const ROUNDS = Number(process.env.COUCHKV_CRASH_ROUNDS ?? 20);
 const DOCS = Number(process.env.COUCHKV_CRASH_DOCS ?? 5000);
@@ -28,14 +28,7 @@ function recordingRemote(url, acked) {
   });
 }
 
-async function call(server, method, path, body) {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { Authorization: adminHeader, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return res.json();
-}
+const call = async (...args) => (await adminCall(...args)).body;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -18,6 +18,16 @@ export const ADMIN = { username: 'admin', password: 'test-admin-password' };
 export const adminHeader = `Basic ${Buffer.from(`${ADMIN.username}:${ADMIN.password}`).toString('base64')}`;
 
 /** A database on the server, through PouchDB's HTTP adapter (as the admin unless told). */
+/** A JSON request to a test server as its admin: `{status, body}`. */
+export async function adminCall(server, method, path, body) {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { Authorization: adminHeader, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
 export function remoteDb(url, auth = ADMIN) {
   const db = new PouchDB(url, auth ? { auth } : {});
   if (db.adapter !== 'http') throw new Error(`expected the http adapter, got ${db.adapter}`);

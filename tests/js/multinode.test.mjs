@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventSource } from 'eventsource';
-import { localDb, remoteDb, startServer, eventually, adminHeader } from './helpers.mjs';
+import { localDb, remoteDb, startServer, eventually, adminHeader, adminCall } from './helpers.mjs';
 
 const PG = process.env.COUCHKV_TEST_POSTGRES;
 if (!PG && process.env.COUCHKV_REQUIRE_POSTGRES) {
@@ -27,14 +27,7 @@ after(async () => {
   }
 });
 
-async function call(server, method, path, body) {
-  const res = await fetch(`${server.url}${path}`, {
-    method,
-    headers: { Authorization: adminHeader, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: await res.json() };
-}
+const call = adminCall;
 
 test('PouchDB pushes to node A; an EventSource on node B sees every change', { skip: !PG }, async () => {
   assert.equal((await call(a, 'PUT', '/pushed')).status, 201);
