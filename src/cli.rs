@@ -291,8 +291,15 @@ pub struct ServeArgs {
     #[arg(long, env = "COUCHKV_SESSION_TIMEOUT", default_value_t = 600)]
     pub session_timeout: u64,
 
-    /// PBKDF2-SHA256 iterations for new password hashes (CouchDB 3.4 uses 600,000).
-    #[arg(long, env = "COUCHKV_PBKDF2_ITERATIONS", default_value_t = 600_000)]
+    /// Seconds a session may be renewed for after the login that began it; then the user logs
+    /// in again.
+    #[arg(long, env = "COUCHKV_SESSION_MAX_AGE", default_value_t = 7 * 24 * 3600)]
+    pub session_max_age: u64,
+
+    /// PBKDF2-SHA256 iterations for new password hashes (CouchDB 3.4 uses 600,000); at most
+    /// 2,000,000, the most a login is allowed to cost.
+    #[arg(long, env = "COUCHKV_PBKDF2_ITERATIONS", default_value_t = 600_000,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::auth::crypto::MAX_PBKDF2_ITERATIONS)))]
     pub pbkdf2_iterations: u32,
 
     /// Deleting a user deletes its `userdb-…` database (otherwise the user is only removed
@@ -315,6 +322,7 @@ impl ServeArgs {
             },
             jwt_secret: self.jwt_secret.as_ref().map(|s| s.0.as_bytes().to_vec()),
             session_lifetime: std::time::Duration::from_secs(self.session_timeout.max(1)),
+            session_max_age: std::time::Duration::from_secs(self.session_max_age.max(1)),
             pbkdf2_iterations: self.pbkdf2_iterations.max(1),
             delete_user_dbs: self.delete_user_dbs,
         }

@@ -101,10 +101,7 @@ pub async fn run(args: KvArgs) -> Result<(), ServerError> {
             auth: args.token.as_ref().map(|t| t.0.clone()),
         },
         None => {
-            std::fs::create_dir_all(&args.data)?;
-            let store: couchkv_adapters::DynStore = Arc::new(couchkv_adapters::RedbStore::open(
-                args.data.join("couchkv.redb"),
-            )?);
+            let store: couchkv_adapters::DynStore = Arc::new(crate::server::open_redb(&args.data)?);
             Target::Local(Kv::new(store, Arc::new(SystemClock), Arc::new(UuidIds)))
         }
     };

@@ -40,8 +40,7 @@ async fn create_token(args: TokenArgs) -> Result<(), server::ServerError> {
             "no scope given",
         )));
     }
-    std::fs::create_dir_all(&args.data)?;
-    let store = couchkv_adapters::RedbStore::open(args.data.join("couchkv.redb"))?;
+    let store = server::open_redb(&args.data)?;
     let token = server::create_token(&store, &args.name, args.namespaces, args.write).await?;
     println!("{token}");
     use couchkv_adapters::Store;

@@ -101,13 +101,36 @@ impl IdSource for UuidIds {
     }
 }
 
+/// Opens (making it the first time) the embedded store in `dir`, owner-only: the directory
+/// 0700 and the file 0600, since the file holds the cookie secret and the password hashes.
+/// Permissions of an existing directory and file are tightened too.
+pub fn open_redb(dir: &std::path::Path) -> Result<RedbStore, ServerError> {
+    let file = dir.join("couchkv.redb");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        // redb initializes an empty file: make it here, with the mode, before redb opens it.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&file)?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)?;
+    Ok(RedbStore::open(file)?)
+}
+
 pub async fn open_store(args: &ServeArgs) -> Result<DynStore, ServerError> {
     Ok(match args.store {
         StoreSpec::Memory => Arc::new(MemoryStore::new()),
-        StoreSpec::Redb => {
-            std::fs::create_dir_all(&args.data)?;
-            Arc::new(RedbStore::open(args.data.join("couchkv.redb"))?)
-        }
+        StoreSpec::Redb => Arc::new(open_redb(&args.data)?),
         StoreSpec::Postgres(ref url) => {
             let mut config = PostgresConfig::new(url.0.clone());
             config.schema = args.postgres_schema.clone();

@@ -683,14 +683,15 @@ async fn changes_feeds() {
     let (_, ch) = s.get("/db/_changes?filter=_doc_ids&doc_ids=[\"c\"]").await;
     assert_eq!(ch["results"][0]["id"], "c");
 
-    // longpoll blocks until a write, then answers with it.
+    // longpoll blocks until a write, then answers with it. A heartbeat asked for at 50 ms
+    // beats at the 1 s minimum.
     let url = format!(
         "{}/db/_changes?feed=longpoll&since=now&heartbeat=50",
         s.base
     );
     let client = s.client.clone();
     let poll = tokio::spawn(async move { client.get(url).send().await?.text().await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(1300)).await;
     assert!(!poll.is_finished(), "longpoll waits");
     s.put("/db/late", "{}").await;
     let text = tokio::time::timeout(Duration::from_secs(5), poll)
@@ -698,8 +699,10 @@ async fn changes_feeds() {
         .unwrap()
         .unwrap()
         .unwrap();
-    // Heartbeat newlines while waiting, then the answer.
+    // Heartbeat newlines while waiting (one a second, not one every 50 ms), then the answer.
     assert!(text.starts_with('\n'), "heartbeats came first: {text:?}");
+    let beats = text.len() - text.trim_start_matches('\n').len();
+    assert!((1..=2).contains(&beats), "{beats} heartbeats in 1.3 s");
     let v: Value = serde_json::from_str(text.trim()).unwrap();
     assert_eq!(v["results"][0]["id"], "late");
     // A longpoll with nothing new ends at its timeout with the current seq.

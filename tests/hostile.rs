@@ -51,6 +51,8 @@ struct Row {
     method: Method,
     path: String,
     body: Vec<u8>,
+    /// The `Content-Type` sent with a body (JSON unless a row says otherwise).
+    content_type: &'static str,
     status: u16,
     shape: Shape,
 }
@@ -60,9 +62,21 @@ fn row(method: Method, path: &str, body: impl Into<Vec<u8>>, status: u16, shape:
         method,
         path: path.to_owned(),
         body: body.into(),
+        content_type: "application/json",
         status,
         shape,
     }
+}
+
+/// A row whose body is sent as another content type.
+fn typed(mut r: Row, content_type: &'static str) -> Row {
+    r.content_type = content_type;
+    r
+}
+
+/// A JSON list of `n` copies of `item`.
+fn many(n: usize, item: &str) -> String {
+    format!("[{}]", vec![item; n].join(","))
 }
 
 fn nested(depth: usize) -> String {
@@ -126,7 +140,91 @@ async fn every_route_refuses_hostile_input_cleanly() {
     use Method as M;
     use Shape::{Cloudflare as Cf, Couch as Cd};
     let big = vec![b'x'; 2 * 1024 * 1024];
+    let over = 10_001;
     let rows = vec![
+        // What one request may cost (the security issue): every list is bounded, JSON posts
+        // must say they are JSON, revision positions cannot wrap.
+        typed(
+            row(M::POST, "/db/_bulk_docs", r#"{"docs":[{}]}"#, 415, Cd("bad_content_type")),
+            "text/plain",
+        ),
+        typed(
+            row(M::POST, "/db/_all_docs", r#"{"keys":[]}"#, 415, Cd("bad_content_type")),
+            "application/x-www-form-urlencoded",
+        ),
+        typed(
+            row(M::POST, "/db", r#"{"a":1}"#, 415, Cd("bad_content_type")),
+            "multipart/form-data; boundary=x",
+        ),
+        row(
+            M::POST,
+            "/db/_bulk_docs",
+            format!(r#"{{"docs":{}}}"#, many(over, "{}")),
+            413,
+            Cd("max_bulk_docs_count_exceeded"),
+        ),
+        row(
+            M::POST,
+            "/db/_bulk_get",
+            format!(r#"{{"docs":{}}}"#, many(over, r#"{"id":"doc"}"#)),
+            413,
+            Cd("max_bulk_get_count_exceeded"),
+        ),
+        row(
+            M::POST,
+            "/db/_all_docs",
+            format!(r#"{{"keys":{}}}"#, many(over, r#""doc""#)),
+            413,
+            Cd("too_large"),
+        ),
+        row(
+            M::POST,
+            "/db/_changes?filter=_doc_ids",
+            format!(r#"{{"doc_ids":{}}}"#, many(over, r#""doc""#)),
+            413,
+            Cd("too_large"),
+        ),
+        row(
+            M::POST,
+            "/db/_revs_diff",
+            format!(
+                "{{{}}}",
+                (0..over)
+                    .map(|i| format!(r#""d{i}":["1-a"]"#))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            413,
+            Cd("too_large"),
+        ),
+        row(
+            M::POST,
+            "/db/_revs_diff",
+            format!(r#"{{"doc":{}}}"#, many(100_001, r#""1-a""#)),
+            413,
+            Cd("too_large"),
+        ),
+        row(
+            M::GET,
+            &format!("/db/doc?open_revs={}", many(1_001, r#""1-a""#)),
+            "",
+            413,
+            Cd("too_large"),
+        ),
+        row(
+            M::PUT,
+            "/db/wrap?new_edits=false",
+            r#"{"_rev":"18446744073709551615-aa"}"#,
+            400,
+            Cd("bad_request"),
+        ),
+        row(
+            M::PUT,
+            "/db/wrap?new_edits=false",
+            r#"{"_revisions":{"start":18446744073709551615,"ids":["aa"]}}"#,
+            400,
+            Cd("bad_request"),
+        ),
         // Server-level routes.
         row(M::GET, "/_uuids?count=-1", "", 400, Cd("bad_request")),
         row(M::GET, "/_uuids?count=abc", "", 400, Cd("bad_request")),
@@ -418,8 +516,11 @@ async fn every_route_refuses_hostile_input_cleanly() {
     for r in &rows {
         let before = fingerprint(server.store.as_ref()).await;
         let url = format!("{base}{}", r.path);
-        let resp = c
-            .request(r.method.clone(), &url)
+        let mut req = c.request(r.method.clone(), &url);
+        if !r.body.is_empty() {
+            req = req.header("content-type", r.content_type);
+        }
+        let resp = req
             .body(r.body.clone())
             .send()
             .await

@@ -71,6 +71,19 @@ proptest! {
     }
 
     #[test]
+    fn the_leaf_set_follows_every_merge(paths in paths()) {
+        // The leaves the tree keeps beside its nodes are exactly those nobody descends from,
+        // and `leaves_after` predicts each merge.
+        let mut t = RevTree::default();
+        for (p, d) in &paths {
+            let predicted = t.leaves_after(p);
+            t.merge(p, *d);
+            prop_assert_eq!(t.leaf_count(), predicted);
+            prop_assert_eq!(RevTree::from_json(&t.to_json()), Some(t.clone()));
+        }
+    }
+
+    #[test]
     fn winner_is_the_best_leaf(paths in paths()) {
         let t = build(&paths);
         let (w, wd) = t.winner().unwrap();

@@ -33,7 +33,7 @@ fuzz_target!(|input: Input| {
             start: u64::from(*start),
             ids,
         };
-        let Some(path) = revisions.path() else { continue };
+        let Some(path) = revisions.path(1000) else { continue };
         tree.merge(&path, *deleted);
         merged.push(path[0].clone());
     }

@@ -37,6 +37,20 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The most PBKDF2 iterations a password check runs (about 0.4 s of a core here). Stored
+/// hashes above it are not used, and the server refuses to be configured above it.
+pub const MAX_PBKDF2_ITERATIONS: u32 = 2_000_000;
+
+/// The fields of a user document that hold its password hash: written by the server only.
+pub const HASH_FIELDS: &[&str] = &[
+    "password_scheme",
+    "pbkdf2_prf",
+    "iterations",
+    "salt",
+    "derived_key",
+    "password_sha",
+];
+
 /// A stored password: CouchDB 3.4's `pbkdf2` scheme with the SHA-256 PRF.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasswordHash {
@@ -47,7 +61,10 @@ pub struct PasswordHash {
 
 impl PasswordHash {
     pub fn new(password: &str, iterations: u32) -> Self {
-        let salt = random_bytes::<16>().to_vec();
+        Self::with_salt(password, random_bytes::<16>().to_vec(), iterations)
+    }
+
+    pub fn with_salt(password: &str, salt: Vec<u8>, iterations: u32) -> Self {
         let derived_key = derive(password, &salt, iterations);
         Self {
             iterations,
@@ -84,8 +101,13 @@ impl PasswordHash {
         {
             return None;
         }
+        let iterations = u32::try_from(doc.get("iterations")?.as_u64()?).ok()?;
+        if !(1..=MAX_PBKDF2_ITERATIONS).contains(&iterations) {
+            // Whatever is stored, no login costs more than the bound.
+            return None;
+        }
         Some(Self {
-            iterations: u32::try_from(doc.get("iterations")?.as_u64()?).ok()?,
+            iterations,
             salt: unhex(doc.get("salt")?.as_str()?)?,
             derived_key: unhex(doc.get("derived_key")?.as_str()?)?,
         })
@@ -113,25 +135,52 @@ fn mac(key: &[u8], data: &[u8]) -> Option<HmacSha256> {
     Some(m)
 }
 
-/// An `AuthSession` cookie value: `base64url(name:expiry:hex(hmac))`, expiry in seconds.
-pub fn make_cookie(secret: &[u8], name: &str, expires: u64) -> String {
-    let payload = format!("{name}:{expires:x}");
-    let sig = mac(secret, payload.as_bytes())
+/// What a session cookie says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieClaims {
+    pub name: String,
+    /// When it stops being accepted, in seconds.
+    pub expires: u64,
+    /// When the session began (kept through renewals), in seconds.
+    pub issued: u64,
+}
+
+/// An `AuthSession` cookie value: `base64url(name:expiry:issued:hex(hmac))`, times in seconds
+/// (hex). The MAC is keyed by the server's secret and the user's password salt, as CouchDB
+/// keys it: a new password (a new salt), or a user deleted and made again, ends every session.
+pub fn make_cookie(secret: &[u8], salt: &[u8], claims: &CookieClaims) -> String {
+    let payload = format!("{}:{:x}:{:x}", claims.name, claims.expires, claims.issued);
+    let sig = mac(&[secret, salt].concat(), payload.as_bytes())
         .map(|m| hex(&m.finalize().into_bytes()))
         .unwrap_or_default();
     URL_SAFE_NO_PAD.encode(format!("{payload}:{sig}"))
 }
 
-/// The user name and expiry of a cookie whose signature holds; `None` for anything else.
-pub fn check_cookie(secret: &[u8], cookie: &str) -> Option<(String, u64)> {
+fn split_cookie(cookie: &str) -> Option<(CookieClaims, String, Vec<u8>)> {
     let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(cookie).ok()?).ok()?;
     let (payload, sig) = raw.rsplit_once(':')?;
-    let (name, expires) = payload.rsplit_once(':')?;
-    let expires = u64::from_str_radix(expires, 16).ok()?;
-    mac(secret, payload.as_bytes())?
-        .verify_slice(&unhex(sig)?)
+    let (rest, issued) = payload.rsplit_once(':')?;
+    let (name, expires) = rest.rsplit_once(':')?;
+    let claims = CookieClaims {
+        name: name.to_owned(),
+        expires: u64::from_str_radix(expires, 16).ok()?,
+        issued: u64::from_str_radix(issued, 16).ok()?,
+    };
+    Some((claims, payload.to_owned(), unhex(sig)?))
+}
+
+/// The user a cookie names, before its signature is checked (to find the user's salt).
+pub fn cookie_user(cookie: &str) -> Option<String> {
+    split_cookie(cookie).map(|(c, _, _)| c.name)
+}
+
+/// The claims of a cookie whose signature holds under this secret and salt; `None` otherwise.
+pub fn check_cookie(secret: &[u8], salt: &[u8], cookie: &str) -> Option<CookieClaims> {
+    let (claims, payload, sig) = split_cookie(cookie)?;
+    mac(&[secret, salt].concat(), payload.as_bytes())?
+        .verify_slice(&sig)
         .ok()?;
-    Some((name.to_owned(), expires))
+    Some(claims)
 }
 
 /// Why a JWT was refused (never echoing the token).
@@ -233,21 +282,50 @@ mod tests {
     #[test]
     fn cookies() {
         let secret = b"0123456789abcdef";
-        let c = make_cookie(secret, "bob", 1_000);
-        assert_eq!(check_cookie(secret, &c), Some(("bob".into(), 1_000)));
-        assert_eq!(check_cookie(b"another secret", &c), None);
-        // Tampering with the name or the expiry breaks the signature.
+        let salt = b"salt-1";
+        let claims = CookieClaims {
+            name: "bob".into(),
+            expires: 1_000,
+            issued: 400,
+        };
+        let c = make_cookie(secret, salt, &claims);
+        assert_eq!(check_cookie(secret, salt, &c), Some(claims.clone()));
+        assert_eq!(cookie_user(&c).as_deref(), Some("bob"));
+        assert_eq!(check_cookie(b"another secret", salt, &c), None);
+        // Another salt (a changed password) and the cookie is dead.
+        assert_eq!(check_cookie(secret, b"salt-2", &c), None);
+        // Tampering with the name, the expiry or the start breaks the signature.
         let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(&c).unwrap()).unwrap();
         for forged in [
             raw.replacen("bob", "eve", 1),
             raw.replacen(":3e8:", ":ffffff:", 1),
+            raw.replacen(":190:", ":fff:", 1),
         ] {
-            assert_eq!(check_cookie(secret, &URL_SAFE_NO_PAD.encode(forged)), None);
+            assert_ne!(forged, raw);
+            assert_eq!(
+                check_cookie(secret, salt, &URL_SAFE_NO_PAD.encode(forged)),
+                None
+            );
         }
-        assert_eq!(check_cookie(secret, "not base64 at all!"), None);
+        assert_eq!(check_cookie(secret, salt, "not base64 at all!"), None);
         // Names with colons survive.
-        let c = make_cookie(secret, "a:b", 5);
-        assert_eq!(check_cookie(secret, &c), Some(("a:b".into(), 5)));
+        let odd = CookieClaims {
+            name: "a:b".into(),
+            expires: 5,
+            issued: 1,
+        };
+        let c = make_cookie(secret, salt, &odd);
+        assert_eq!(check_cookie(secret, salt, &c), Some(odd));
+    }
+
+    #[test]
+    fn stored_iterations_are_bounded() {
+        let mut fields = PasswordHash::new("pw", 1000).to_fields();
+        assert!(PasswordHash::from_fields(&fields).is_some());
+        for bad in [0u64, u64::from(MAX_PBKDF2_ITERATIONS) + 1, u64::from(u32::MAX)] {
+            fields["iterations"] = json!(bad);
+            assert_eq!(PasswordHash::from_fields(&fields), None, "{bad}");
+        }
     }
 
     #[test]

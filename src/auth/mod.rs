@@ -7,6 +7,7 @@
 //! HMAC under the server's secret.
 
 pub mod crypto;
+pub mod throttle;
 pub mod tokens;
 
 use std::collections::HashMap;
@@ -42,8 +43,10 @@ pub struct AuthConfig {
     pub signup: Signup,
     /// The HS256 key for JWT bearer tokens; `None` turns JWT off.
     pub jwt_secret: Option<Vec<u8>>,
-    /// How long an `AuthSession` cookie lasts.
+    /// How long an `AuthSession` cookie lasts (renewed on use past half of it).
     pub session_lifetime: Duration,
+    /// How long a session may be renewed for, from the login that began it.
+    pub session_max_age: Duration,
     /// PBKDF2 iterations for new password hashes.
     pub pbkdf2_iterations: u32,
     /// Deleting a user deletes its database (CouchDB's `delete_dbs`); otherwise the user is
@@ -62,6 +65,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("signup", &self.signup)
             .field("jwt", &self.jwt_secret.is_some())
             .field("session_lifetime", &self.session_lifetime)
+            .field("session_max_age", &self.session_max_age)
             .field("pbkdf2_iterations", &self.pbkdf2_iterations)
             .field("delete_user_dbs", &self.delete_user_dbs)
             .finish()
@@ -75,6 +79,7 @@ impl Default for AuthConfig {
             signup: Signup::Open,
             jwt_secret: None,
             session_lifetime: Duration::from_secs(600),
+            session_max_age: Duration::from_secs(7 * 24 * 3600),
             pbkdf2_iterations: 600_000,
             delete_user_dbs: false,
         }
@@ -146,11 +151,6 @@ pub fn user_db_name(name: &str) -> String {
     format!("userdb-{hex}")
 }
 
-struct Failures {
-    count: u32,
-    last: u64,
-}
-
 /// A verified password, remembered for a short while so Basic auth on every request does not
 /// run PBKDF2 every time.
 struct Verified {
@@ -165,11 +165,11 @@ pub struct Auth {
     admins: HashMap<String, PasswordHash>,
     secret: [u8; 32],
     config: AuthConfig,
-    failures: Mutex<HashMap<String, Failures>>,
+    throttle: throttle::Throttle,
     verified: Mutex<HashMap<Vec<u8>, Verified>>,
-    /// One PBKDF2 run per name at a time: concurrent requests with the same credentials wait
-    /// for the first and then find it in `verified`, instead of all hashing at once.
-    hashing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// One PBKDF2 run per credentials at a time: concurrent requests with the same credentials
+    /// wait for the first and then find it in `verified`, instead of all hashing at once.
+    hashing: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
     /// API tokens verified in the last minute, by a keyed digest of the token.
     tokens: Mutex<HashMap<Vec<u8>, (tokens::TokenScope, u64)>>,
 }
@@ -192,17 +192,25 @@ impl Auth {
             .admins
             .drain(..)
             .map(|(name, password)| {
-                let h = PasswordHash::new(&password, config.pbkdf2_iterations);
+                // The salt is derived from the password under the server's secret: stable
+                // across restarts (so admin sessions survive them) and new when the password
+                // changes (so old sessions end with it).
+                let salt = crypto::credential_digest(&secret, "admin salt", &password);
+                let h = PasswordHash::with_salt(
+                    &password,
+                    salt.get(..16).unwrap_or_default().to_vec(),
+                    config.pbkdf2_iterations,
+                );
                 (name, h)
             })
             .collect();
         Self {
+            throttle: throttle::Throttle::new(clock.clone()),
             couch,
             clock,
             admins,
             secret,
             config,
-            failures: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
             hashing: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
@@ -221,53 +229,6 @@ impl Auth {
         self.clock.now_secs()
     }
 
-    /// How long to hold back an attempt for `name` from `addr`: doubling with each recent
-    /// failure (from 100 ms up to 5 s), forgotten a minute after the last.
-    pub fn login_delay(&self, name: &str, addr: Option<IpAddr>) -> Duration {
-        let now = self.now();
-        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let count = [format!("user:{name}"), format!("addr:{addr:?}")]
-            .iter()
-            .filter_map(|k| failures.get(k))
-            .filter(|f| now.saturating_sub(f.last) < 60)
-            .map(|f| f.count)
-            .max()
-            .unwrap_or(0);
-        if count == 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_millis((100u64 << (count - 1).min(6)).min(5000))
-        }
-    }
-
-    fn record(&self, name: &str, addr: Option<IpAddr>, ok: bool) {
-        let now = self.now();
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if ok && failures.is_empty() {
-            // The usual case: nothing to forgive, nothing to format.
-            return;
-        }
-        if failures.len() > 10_000 {
-            // Forget what no longer slows anyone down, so random names cannot fill memory.
-            failures.retain(|_, f| now.saturating_sub(f.last) < 60);
-        }
-        for key in [format!("user:{name}"), format!("addr:{addr:?}")] {
-            if ok {
-                failures.remove(&key);
-            } else {
-                let f = failures.entry(key).or_insert(Failures {
-                    count: 0,
-                    last: now,
-                });
-                if now.saturating_sub(f.last) >= 60 {
-                    f.count = 0;
-                }
-                f.count += 1;
-                f.last = now;
-            }
-        }
-    }
-
     /// The user document, if the user exists.
     async fn user_doc(&self, name: &str) -> Result<Option<Value>> {
         self.stored_user(&format!("{USER_PREFIX}{name}")).await
@@ -284,28 +245,21 @@ impl Auth {
             .unwrap_or_default()
     }
 
-    /// Checks a name and password; `None` when they do not match (the failure is recorded).
+    /// Checks a name and password; `None` when they do not match. A password verified in the
+    /// last five minutes is answered from memory; anything else is one login attempt, held
+    /// back and counted by the throttle (see [`throttle`]).
     pub async fn check_password(
         &self,
         name: &str,
         password: &str,
         addr: Option<IpAddr>,
     ) -> Result<Option<UserCtx>> {
-        let user = self.verify(name, password).await?;
-        self.record(name, addr, user.is_some());
-        Ok(user)
-    }
-
-    async fn verify(&self, name: &str, password: &str) -> Result<Option<UserCtx>> {
         // Server admins first; their "revision" never changes while the server runs. The hash
         // itself is only looked at on a cache miss.
         let admin = self.admins.get(name);
         let doc = match admin {
             Some(_) => None,
-            None => match self.user_doc(name).await? {
-                Some(doc) => Some(doc),
-                None => return Ok(None),
-            },
+            None => self.user_doc(name).await?,
         };
         let (roles, rev) = match &doc {
             None => (vec![ADMIN_ROLE.to_owned()], String::from("admin")),
@@ -326,7 +280,7 @@ impl Auth {
                 .get(&key)
                 .is_some_and(|v| v.until > now && v.rev == rev)
         };
-        if cached() {
+        if (admin.is_some() || doc.is_some()) && cached() {
             return Ok(Some(user));
         }
         let hash = match (admin, &doc) {
@@ -334,30 +288,35 @@ impl Auth {
             (None, Some(doc)) => PasswordHash::from_fields(doc),
             (None, None) => None,
         };
-        let Some(hash) = hash else {
-            return Ok(None);
-        };
         let gate = self
             .hashing
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(name.to_owned())
+            .entry(key.clone())
             .or_default()
             .clone();
         let turn = gate.lock().await;
-        let verified = cached() || {
-            // PBKDF2 is deliberately slow: keep it off the async runtime's threads.
-            let password = password.to_owned();
-            tokio::task::spawn_blocking(move || hash.verify(&password))
-                .await
-                .unwrap_or(false)
+        let verified = (hash.is_some() && cached()) || {
+            // An unknown name or a user without a password is a failed attempt like any other.
+            let (ok, _) = self
+                .throttle
+                .attempt(name, addr, || async move {
+                    let Some(hash) = hash else { return false };
+                    // PBKDF2 is deliberately slow: keep it off the async runtime's threads.
+                    let password = password.to_owned();
+                    tokio::task::spawn_blocking(move || hash.verify(&password))
+                        .await
+                        .unwrap_or(false)
+                })
+                .await;
+            ok
         };
         drop(turn);
         {
-            // The last one through removes the gate: random names cannot grow the map.
+            // The last one through removes the gate: random guesses cannot grow the map.
             let mut gates = self.hashing.lock().unwrap_or_else(|p| p.into_inner());
             if Arc::strong_count(&gate) <= 2 {
-                gates.remove(name);
+                gates.remove(&key);
             }
         }
         if !verified {
@@ -405,13 +364,74 @@ impl Auth {
         Ok(scope)
     }
 
-    /// A new session cookie for `name`.
-    pub fn cookie_for(&self, name: &str) -> String {
-        crypto::make_cookie(
-            &self.secret,
-            name,
-            self.now() + self.config.session_lifetime.as_secs(),
-        )
+    /// The salt that keys `name`'s session cookies: the password hash's salt, so a new
+    /// password ends old sessions. `None` for a user without a password (no session).
+    async fn session_salt(&self, name: &str) -> Result<Option<(Vec<u8>, Vec<String>)>> {
+        if let Some(h) = self.admins.get(name) {
+            return Ok(Some((h.salt.clone(), vec![ADMIN_ROLE.to_owned()])));
+        }
+        Ok(self.user_doc(name).await?.and_then(|doc| {
+            let hash = PasswordHash::from_fields(&doc)?;
+            Some((hash.salt, Self::roles_of(&doc)))
+        }))
+    }
+
+    /// A new session cookie for `name`, who has just shown a password; `None` when the user
+    /// has no password to key it with.
+    pub async fn cookie_for(&self, name: &str) -> Result<Option<String>> {
+        let now = self.now();
+        Ok(self.session_salt(name).await?.map(|(salt, _)| {
+            crypto::make_cookie(
+                &self.secret,
+                &salt,
+                &crypto::CookieClaims {
+                    name: name.to_owned(),
+                    expires: now.saturating_add(self.config.session_lifetime.as_secs()),
+                    issued: now,
+                },
+            )
+        }))
+    }
+
+    /// The session a cookie carries: `None` when it is forged, expired, past the session's
+    /// longest life, or keyed by a password the user no longer has.
+    async fn cookie_session(&self, cookie: &str) -> Result<Option<Session>> {
+        let now = self.now();
+        let Some(name) = crypto::cookie_user(cookie) else {
+            return Ok(None);
+        };
+        let Some((salt, roles)) = self.session_salt(&name).await? else {
+            // No such user (deleted), or no password: the session ends with it.
+            return Ok(None);
+        };
+        let Some(claims) = crypto::check_cookie(&self.secret, &salt, cookie) else {
+            return Ok(None);
+        };
+        let ended = claims.expires <= now
+            || now.saturating_sub(claims.issued) >= self.config.session_max_age.as_secs();
+        if ended {
+            return Ok(None);
+        }
+        let lifetime = self.config.session_lifetime.as_secs();
+        let renewed = (claims.expires.saturating_sub(now) <= lifetime / 2).then(|| {
+            // Renewal keeps when the session began, so it cannot be renewed forever.
+            crypto::make_cookie(
+                &self.secret,
+                &salt,
+                &crypto::CookieClaims {
+                    expires: now.saturating_add(lifetime),
+                    ..claims.clone()
+                },
+            )
+        });
+        Ok(Some(Session {
+            user: UserCtx {
+                name: Some(claims.name),
+                roles,
+            },
+            method: Method::Cookie,
+            renewed_cookie: renewed,
+        }))
     }
 
     /// Who the credentials say the request comes from. Bad Basic credentials and bad tokens
@@ -439,32 +459,7 @@ impl Auth {
                 }
             }
             Credentials::Cookie(cookie) => {
-                let now = self.now();
-                let Some((name, expires)) = crypto::check_cookie(&self.secret, &cookie) else {
-                    return Ok(anonymous);
-                };
-                if expires <= now {
-                    return Ok(anonymous);
-                }
-                let roles = if self.admins.contains_key(&name) {
-                    vec![ADMIN_ROLE.to_owned()]
-                } else {
-                    match self.user_doc(&name).await? {
-                        Some(doc) => Self::roles_of(&doc),
-                        // The user was deleted: the session ends with it.
-                        None => return Ok(anonymous),
-                    }
-                };
-                let half = self.config.session_lifetime.as_secs() / 2;
-                let renewed = (expires.saturating_sub(now) <= half).then(|| self.cookie_for(&name));
-                Ok(Session {
-                    user: UserCtx {
-                        name: Some(name),
-                        roles,
-                    },
-                    method: Method::Cookie,
-                    renewed_cookie: renewed,
-                })
+                Ok(self.cookie_session(&cookie).await?.unwrap_or(anonymous))
             }
             Credentials::Bearer(token) => {
                 let Some(secret) = &self.config.jwt_secret else {
@@ -523,6 +518,21 @@ impl Auth {
         } else {
             Err(deny(user))
         }
+    }
+
+    /// Whether `user` may write these documents of database `db` (already known to be a
+    /// member): design documents need a database admin. Every write path asks this, documents
+    /// and attachments alike.
+    pub async fn authorize_doc_writes<'a>(
+        &self,
+        user: &UserCtx,
+        db: &str,
+        mut ids: impl Iterator<Item = &'a str>,
+    ) -> Result<()> {
+        if ids.any(crate::couch::is_design_doc) {
+            self.authorize(user, db, Need::DbAdmin).await?;
+        }
+        Ok(())
     }
 
     /// Turns a user document a client sends into the one stored: checks who may write it,
@@ -590,6 +600,11 @@ impl Auth {
         let obj = doc
             .as_object_mut()
             .ok_or_else(|| CouchError::bad_request("Document must be a JSON object"))?;
+        // The hash and its cost come from the server only: a client that could choose them
+        // could choose what every login for this name costs.
+        for k in crypto::HASH_FIELDS {
+            obj.remove(*k);
+        }
         match obj.remove("password") {
             Some(Value::String(p)) => {
                 let iterations = self.config.pbkdf2_iterations;
@@ -603,17 +618,12 @@ impl Auth {
             }
             Some(_) => return Err(CouchError::doc_validation("password must be a string")),
             None => {
-                // Keep the stored hash when a user document is rewritten without a password.
+                // Keep the stored hash when a user document is rewritten without a password;
+                // a new user without one has no password (and cannot log in).
                 if let Some(cur) = current {
-                    for k in [
-                        "password_scheme",
-                        "pbkdf2_prf",
-                        "iterations",
-                        "salt",
-                        "derived_key",
-                    ] {
-                        if let Some(v) = cur.get(k) {
-                            obj.insert(k.to_owned(), v.clone());
+                    for k in crypto::HASH_FIELDS {
+                        if let Some(v) = cur.get(*k) {
+                            obj.insert((*k).to_owned(), v.clone());
                         }
                     }
                 }

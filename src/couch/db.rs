@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::error::{CouchError, Result};
-use super::revs::{new_rev, Merge, Rev, RevTree, Revisions};
+use super::revs::{new_rev, Rev, RevTree, Revisions};
 use super::DEFAULT_REVS_LIMIT;
 use crate::clock::IdSource;
 use crate::level::{BatchOp, KeyStream, LevelDb, RangeOptions};
@@ -32,6 +32,11 @@ const SPECIAL: &[&str] = &[
 
 /// How often a write is retried after another node committed to the database in between.
 const WRITE_ATTEMPTS: usize = 20;
+
+/// The most leaf revisions (live or deleted branches) one document may have. CouchDB bounds a
+/// branch's depth by `revs_limit` but not the number of branches; without a bound a client
+/// could make every read and write of a document arbitrarily expensive.
+pub const MAX_LEAVES: usize = 100;
 
 /// The counters as this process last saw them stored. Every commit rewrites the counters key
 /// (its `update_seq` only grows) and is applied only while that key still holds `stored`, so a
@@ -144,6 +149,29 @@ pub struct AllDocsOptions {
     pub keys: Option<Vec<String>>,
 }
 
+/// Where a page of `_all_docs` starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllDocsCursor {
+    Start,
+    /// At this key (inclusive), in the direction of iteration.
+    Before(String),
+    /// With `keys`: at this index of them.
+    KeyIndex(usize),
+}
+
+/// One page of `_all_docs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllDocsPage {
+    pub rows: Vec<Value>,
+    /// How many rows this page skipped for `skip`.
+    pub skipped: usize,
+    /// Where the next page starts; `None` after the last.
+    pub next: Option<AllDocsCursor>,
+}
+
+/// The most documents one page of `_all_docs` examines.
+pub const ALL_DOCS_PAGE: usize = 100;
+
 #[derive(Debug, Clone, Default)]
 pub struct ChangesOptions {
     /// Rows with a sequence above this one.
@@ -155,6 +183,8 @@ pub struct ChangesOptions {
     pub all_docs: bool,
     pub conflicts: bool,
     pub doc_ids: Option<HashSet<String>>,
+    /// Rows with a sequence below this one (paging a descending feed).
+    pub before: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -329,13 +359,30 @@ fn take_incoming(doc: Value, generated_id: impl FnOnce() -> String) -> Result<In
 }
 
 /// State of one request's writes, so a later document in the same request sees the earlier.
+/// A document's metadata is taken out while it is staged and put back after, never copied,
+/// and written once per request (stemmed then): the work of a request is linear in what it
+/// sends, however often it names one document.
 #[derive(Default)]
 struct Staging {
     /// Metadata read for the whole request in one go before it is staged.
     prefetched: HashMap<String, Option<Meta>>,
     metas: HashMap<String, Meta>,
+    /// Documents whose metadata this request changed (to be written at the end).
+    changed: BTreeSet<String>,
     bodies: HashMap<(String, Rev), Value>,
     ops: Vec<BatchOp>,
+}
+
+impl Staging {
+    /// Writes each changed document's metadata, stemmed to `revs_limit`.
+    fn finish(&mut self, revs_limit: usize) {
+        for id in std::mem::take(&mut self.changed) {
+            if let Some(meta) = self.metas.get_mut(&id) {
+                meta.tree.stem(revs_limit);
+                self.ops.push(BatchOp::put(meta_key(&id), meta.to_bytes()));
+            }
+        }
+    }
 }
 
 impl Db {
@@ -399,12 +446,14 @@ impl Db {
         Ok(self.inner.store.watch(COUNTERS).await?)
     }
 
-    async fn load_meta(&self, staging: &Staging, id: &str) -> Result<Option<Meta>> {
-        if let Some(m) = staging.metas.get(id) {
-            return Ok(Some(m.clone()));
+    /// A document's metadata, taken out of the staging area (put it back with
+    /// `staging.metas.insert`) or read.
+    async fn take_meta(&self, staging: &mut Staging, id: &str) -> Result<Option<Meta>> {
+        if let Some(m) = staging.metas.remove(id) {
+            return Ok(Some(m));
         }
-        if let Some(m) = staging.prefetched.get(id) {
-            return Ok(m.clone());
+        if let Some(m) = staging.prefetched.remove(id) {
+            return Ok(m);
         }
         match self.inner.store.get(meta_key(id)).await? {
             Some(raw) => Ok(Some(Meta::from_bytes(&raw)?)),
@@ -454,6 +503,7 @@ impl Db {
                     }),
                 }
             }
+            staging.finish(DEFAULT_REVS_LIMIT);
             if staging.ops.is_empty() {
                 return Ok(results);
             }
@@ -501,9 +551,32 @@ impl Db {
         check_doc_id(&inc.id)?;
         let inc_rev = inc.rev()?;
         let id = inc.id.clone();
-        let old = self.load_meta(staging, &id).await?;
-        let mut meta = old.clone().unwrap_or_default();
+        let old = self.take_meta(staging, &id).await?;
+        let existed = old.is_some();
+        let mut meta = old.unwrap_or_default();
+        let result = self
+            .stage_into(&mut meta, inc, inc_rev, new_edits, staging, counters)
+            .await;
+        // The metadata goes back whatever happened: a failed document left it as it was.
+        if existed || result.is_ok() {
+            staging.metas.insert(id, meta);
+        }
+        result
+    }
+
+    /// `stage` on a document's metadata. Nothing is changed unless it all succeeds.
+    async fn stage_into(
+        &self,
+        meta: &mut Meta,
+        inc: Incoming,
+        inc_rev: Option<Rev>,
+        new_edits: bool,
+        staging: &mut Staging,
+        counters: &mut Counters,
+    ) -> Result<WriteResult> {
+        let id = inc.id.clone();
         let old_leaves: BTreeSet<Rev> = meta.tree.leaves().into_iter().map(|(r, _)| r).collect();
+        let old_digests: BTreeSet<String> = meta.atts.values().flatten().cloned().collect();
         let old_winner = meta.tree.winner();
 
         let (new_leaf, path, mut att_ops): (Rev, Vec<Rev>, Vec<BatchOp>) = if new_edits {
@@ -514,6 +587,7 @@ impl Db {
                 (None, Some((_, false))) => return Err(CouchError::conflict()),
                 (None, None) => None,
             };
+            let rev_body = Value::Object(inc.body.clone());
             let (atts, digests, att_ops) = self
                 .resolve_attachments(
                     staging,
@@ -521,27 +595,28 @@ impl Db {
                     inc.attachments.as_ref(),
                     parent.as_ref(),
                     None,
-                    &meta,
+                    meta,
                 )
                 .await?;
-            let mut body = Value::Object(inc.body.clone());
-            if let Some(a) = &atts {
-                body["_attachments"] = Value::Object(a.clone());
+            let rev = new_rev(parent.as_ref(), inc.deleted, &rev_body, &digests).ok_or_else(
+                || CouchError::bad_request("The revision position is at its limit"),
+            )?;
+            if meta.tree.contains(&rev) {
+                // The same edit again (same parent, same content): CouchDB calls it a conflict.
+                return Err(CouchError::conflict());
             }
-            let rev = new_rev(
-                parent.as_ref(),
-                inc.deleted,
-                &Value::Object(inc.body.clone()),
-                &digests,
-            );
+            let mut body = rev_body;
+            if let Some(a) = atts {
+                body["_attachments"] = Value::Object(a);
+            }
             let mut path = vec![rev.clone()];
-            path.extend(parent.clone());
+            path.extend(parent);
             staging.bodies.insert((id.clone(), rev.clone()), body);
             (rev, path, att_ops)
         } else {
             let path = match (&inc.revisions, &inc_rev) {
                 (Some(r), _) => r
-                    .path()
+                    .path(DEFAULT_REVS_LIMIT)
                     .ok_or_else(|| CouchError::bad_request("Invalid _revisions"))?,
                 (None, Some(r)) => vec![r.clone()],
                 (None, None) => {
@@ -570,48 +645,43 @@ impl Db {
                     inc.attachments.as_ref(),
                     None,
                     Some(&path),
-                    &meta,
+                    meta,
                 )
                 .await?;
-            let mut body = Value::Object(inc.body.clone());
-            if let Some(a) = &atts {
-                body["_attachments"] = Value::Object(a.clone());
+            let mut body = Value::Object(inc.body);
+            if let Some(a) = atts {
+                body["_attachments"] = Value::Object(a);
             }
             staging.bodies.insert((id.clone(), leaf.clone()), body);
             (leaf, path, att_ops)
         };
 
-        let merged = meta.tree.merge(&path, inc.deleted);
-        if new_edits && merged == Merge::Known {
-            // The same edit again (same parent, same content): CouchDB calls it a conflict.
-            staging.bodies.remove(&(id.clone(), new_leaf.clone()));
-            return Err(CouchError::conflict());
+        // A document's branches are bounded, so what one document costs to read or write is.
+        let leaves_after = meta.tree.leaves_after(&path);
+        if leaves_after > MAX_LEAVES && leaves_after > meta.tree.leaf_count() {
+            staging.bodies.remove(&(id.clone(), new_leaf));
+            return Err(CouchError::too_many_leaves(MAX_LEAVES));
         }
-        meta.tree.stem(DEFAULT_REVS_LIMIT);
-        let new_leaves: BTreeSet<Rev> = meta.tree.leaves().into_iter().map(|(r, _)| r).collect();
+        meta.tree.merge(&path, inc.deleted);
 
         // Bodies and attachments follow the leaves.
         let mut ops = std::mem::take(&mut att_ops);
-        let body = staging
-            .bodies
-            .get(&(id.clone(), new_leaf.clone()))
-            .cloned()
-            .unwrap_or(Value::Null);
-        if new_leaves.contains(&new_leaf) {
+        if meta.tree.is_leaf(&new_leaf) {
+            let body = staging
+                .bodies
+                .get(&(id.clone(), new_leaf.clone()))
+                .cloned()
+                .unwrap_or(Value::Null);
             ops.push(BatchOp::put(body_key(&id, &new_leaf), json_bytes(&body)));
             meta.atts.insert(new_leaf.to_string(), digests_of(&body));
         }
-        for gone in old_leaves.difference(&new_leaves) {
+        for gone in old_leaves.iter().filter(|r| !meta.tree.is_leaf(r)) {
             ops.push(BatchOp::del(body_key(&id, gone)));
             meta.atts.remove(&gone.to_string());
             staging.bodies.remove(&(id.clone(), gone.clone()));
         }
-        let before: BTreeSet<&String> = old
-            .as_ref()
-            .map(|m| m.atts.values().flatten().collect())
-            .unwrap_or_default();
         let after: BTreeSet<&String> = meta.atts.values().flatten().collect();
-        for d in before.difference(&after) {
+        for d in old_digests.iter().filter(|d| !after.contains(d)) {
             ops.push(BatchOp::del(att_key(&id, d)));
         }
 
@@ -633,7 +703,6 @@ impl Db {
             .collect();
         let row = json!({"id": id, "rev": winner.to_string(), "deleted": winner_deleted, "leaves": leaves});
         ops.push(BatchOp::put(seq_key(meta.seq), json_bytes(&row)));
-        ops.push(BatchOp::put(meta_key(&id), meta.to_bytes()));
 
         match old_winner {
             None => {}
@@ -646,7 +715,7 @@ impl Db {
             counters.doc_count += 1;
         }
         staging.ops.append(&mut ops);
-        staging.metas.insert(id.clone(), meta);
+        staging.changed.insert(id.clone());
         Ok(WriteResult::Ok {
             id,
             rev: new_leaf.to_string(),
@@ -678,7 +747,11 @@ impl Db {
         let mut sources: Vec<Rev> = Vec::new();
         sources.extend(parent.cloned());
         if let Some(p) = path {
-            sources.extend(p.iter().cloned());
+            // Only leaves have stored bodies (and this request's own staged ones): looking up
+            // every revision of a long path would cost a read each.
+            sources.extend(p.iter().filter(|r| {
+                meta.tree.is_leaf(r) || staging.bodies.contains_key(&(id.to_owned(), (*r).clone()))
+            }).cloned());
         }
         sources.extend(meta.tree.leaves().into_iter().map(|(r, _)| r));
         let mut out = Map::new();
@@ -1067,21 +1140,48 @@ impl Db {
     }
 
     /// `_all_docs`: live documents in id order (byte order), or the ones named by `keys`.
-    pub async fn all_docs(&self, opts: &AllDocsOptions) -> Result<Value> {
+    /// `total_rows` of `_all_docs`: the live documents.
+    pub async fn total_rows(&self) -> Result<u64> {
+        Ok(self.info().await?.doc_count)
+    }
+
+    /// One page of `_all_docs` from `at`: at most `max_rows` rows after skipping `skip` (what
+    /// is left of the request's `skip`), examining at most [`ALL_DOCS_PAGE`] documents, so a
+    /// page costs a bounded amount whatever the request asks. The caller streams the pages and
+    /// counts `skip` and `limit` down with what each page reports.
+    pub async fn all_docs_page(
+        &self,
+        opts: &AllDocsOptions,
+        at: &AllDocsCursor,
+        skip: usize,
+        max_rows: usize,
+    ) -> Result<AllDocsPage> {
         self.check_live()?;
-        let info = self.info().await?;
         let doc_opts = DocOptions {
             conflicts: opts.conflicts,
             ..DocOptions::default()
         };
-        let mut rows = Vec::new();
+        let mut page = AllDocsPage {
+            rows: Vec::new(),
+            skipped: 0,
+            next: None,
+        };
         if let Some(keys) = &opts.keys {
-            let mut skipped = 0;
-            for key in keys {
-                if opts.limit.is_some_and(|l| rows.len() >= l) {
-                    break;
+            let from = match at {
+                AllDocsCursor::KeyIndex(i) => *i,
+                _ => 0,
+            };
+            let upto = keys.len().min(from.saturating_add(ALL_DOCS_PAGE));
+            let Some(chunk) = keys.get(from..upto) else {
+                return Ok(page);
+            };
+            let metas = self.metas(chunk).await?;
+            for (i, key) in chunk.iter().enumerate() {
+                if page.rows.len() >= max_rows {
+                    page.next = Some(AllDocsCursor::KeyIndex(from + i));
+                    return Ok(page);
                 }
-                let row = match self.meta(key).await? {
+                let row = match metas.get(key).and_then(Option::as_ref) {
                     None => json!({"key": key, "error": "not_found"}),
                     Some(meta) => {
                         let Some((rev, deleted)) = meta.tree.winner() else {
@@ -1096,19 +1196,22 @@ impl Db {
                             }
                         } else if opts.include_docs {
                             if let Some(body) = self.body(key, &rev).await? {
-                                row["doc"] = self.render(key, &rev, &meta, body, &doc_opts).await?;
+                                row["doc"] = self.render(key, &rev, meta, body, &doc_opts).await?;
                             }
                         }
                         row
                     }
                 };
-                if skipped < opts.skip {
-                    skipped += 1;
+                if page.skipped < skip {
+                    page.skipped += 1;
                     continue;
                 }
-                rows.push(row);
+                page.rows.push(row);
             }
-            return Ok(json!({"total_rows": info.doc_count, "offset": opts.skip, "rows": rows}));
+            if upto < keys.len() {
+                page.next = Some(AllDocsCursor::KeyIndex(upto));
+            }
+            return Ok(page);
         }
         let mut range = RangeOptions {
             reverse: opts.descending,
@@ -1135,30 +1238,41 @@ impl Db {
                 range.lte = Some(h.into_bytes());
             }
         }
-        let mut it = self.inner.meta.iterator(range)?;
-        let mut skipped = 0;
-        while let Some((k, raw)) = it.next().await? {
-            if opts.limit.is_some_and(|l| rows.len() >= l) {
-                break;
+        // Resume where the previous page stopped (the tighter bound holds).
+        if let AllDocsCursor::Before(k) = at {
+            if opts.descending {
+                range.lte = Some(k.clone().into_bytes());
+            } else {
+                range.gte = Some(k.clone().into_bytes());
             }
+        }
+        let mut it = self.inner.meta.iterator(range)?;
+        let mut examined = 0;
+        while let Some((k, raw)) = it.next().await? {
+            let id = String::from_utf8_lossy(&k).into_owned();
+            if page.rows.len() >= max_rows || examined >= ALL_DOCS_PAGE {
+                // This key is the next page's first: resume just before it.
+                page.next = Some(AllDocsCursor::Before(id));
+                return Ok(page);
+            }
+            examined += 1;
             let meta = Meta::from_bytes(&raw)?;
             let Some((rev, false)) = meta.tree.winner() else {
                 continue;
             };
-            if skipped < opts.skip {
-                skipped += 1;
+            if page.skipped < skip {
+                page.skipped += 1;
                 continue;
             }
-            let id = String::from_utf8_lossy(&k).into_owned();
             let mut row = json!({"id": id, "key": id, "value": {"rev": rev.to_string()}});
             if opts.include_docs {
                 if let Some(body) = self.body(&id, &rev).await? {
                     row["doc"] = self.render(&id, &rev, &meta, body, &doc_opts).await?;
                 }
             }
-            rows.push(row);
+            page.rows.push(row);
         }
-        Ok(json!({"total_rows": info.doc_count, "offset": opts.skip, "rows": rows}))
+        Ok(page)
     }
 
     /// One page of `_changes`.
@@ -1171,6 +1285,9 @@ impl Db {
         };
         if opts.since > 0 {
             range.gt = Some(opts.since.to_be_bytes().to_vec());
+        }
+        if let Some(before) = opts.before {
+            range.lt = Some(before.to_be_bytes().to_vec());
         }
         let mut it = self.inner.seqs.iterator(range)?;
         let mut results = Vec::new();

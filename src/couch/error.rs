@@ -62,6 +62,14 @@ impl CouchError {
     pub fn missing_stub(reason: impl Into<String>) -> Self {
         Self::new(412, "missing_stub", reason)
     }
+    /// A write that would give a document more than `max` leaf revisions.
+    pub fn too_many_leaves(max: usize) -> Self {
+        Self::new(
+            413,
+            "too_large",
+            format!("The document would have more than {max} leaf revisions (conflicts or branches); resolve some first"),
+        )
+    }
     pub fn too_large(reason: impl Into<String>) -> Self {
         Self::new(413, "too_large", reason)
     }

@@ -22,6 +22,7 @@
 
 mod db;
 mod error;
+pub mod limits;
 pub mod revs;
 pub mod security;
 
@@ -30,7 +31,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use db::{
-    check_document, AllDocsOptions, AttachmentData, BulkGetItem, ChangesOptions, ChangesPage, Db,
+    check_document, AllDocsCursor, AllDocsOptions, AllDocsPage, ALL_DOCS_PAGE, MAX_LEAVES, AttachmentData, BulkGetItem, ChangesOptions, ChangesPage, Db,
     DbInfo, DocOptions, OpenRevs, WriteResult,
 };
 pub use error::{CouchError, Result};
@@ -38,6 +39,12 @@ pub use security::{Security, UserCtx};
 
 use crate::clock::IdSource;
 use crate::level::{BatchOp, LevelDb};
+
+/// Whether a document id names a design document: the one rule every write path asks
+/// (design documents need a database admin).
+pub fn is_design_doc(id: &str) -> bool {
+    id.starts_with("_design/")
+}
 
 /// Revisions kept per branch before older ones are forgotten (CouchDB's default `revs_limit`).
 pub const DEFAULT_REVS_LIMIT: usize = 1000;

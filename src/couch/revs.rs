@@ -12,6 +12,10 @@ use std::fmt;
 use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 
+/// The highest revision position accepted: the largest integer a JavaScript client holds
+/// exactly. A new edit of a revision at this position is refused rather than wrapped.
+pub const MAX_REV_POS: u64 = (1 << 53) - 1;
+
 /// A revision id, `pos-hash`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Rev {
@@ -20,11 +24,13 @@ pub struct Rev {
 }
 
 impl Rev {
-    /// Parses `N-hash` with N ≥ 1 and a non-empty hash of ASCII letters and digits.
+    /// Parses `N-hash` with 1 ≤ N ≤ [`MAX_REV_POS`] and a non-empty hash of at most 128 ASCII
+    /// letters and digits.
     pub fn parse(s: &str) -> Option<Rev> {
         let (pos, hash) = s.split_once('-')?;
         let pos: u64 = pos.parse().ok()?;
         if pos == 0
+            || pos > MAX_REV_POS
             || hash.is_empty()
             || hash.len() > 128
             || !hash.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -34,6 +40,14 @@ impl Rev {
         Some(Rev {
             pos,
             hash: hash.to_owned(),
+        })
+    }
+
+    /// The revision one step up with the given hash; `None` at position 1.
+    fn parent_with(&self, hash: String) -> Option<Rev> {
+        Some(Rev {
+            pos: self.pos.checked_sub(1).filter(|p| *p > 0)?,
+            hash,
         })
     }
 }
@@ -46,15 +60,21 @@ impl fmt::Display for Rev {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Node {
-    /// The parent's hash (its pos is one less), when known.
+    /// The parent's hash (its pos is one less), when known. A parent named here is always in
+    /// the tree.
     parent: Option<String>,
     deleted: bool,
+    /// How many revisions in the tree name this one as parent.
+    children: u32,
 }
 
-/// A document's revision tree.
+/// A document's revision tree. The leaves are kept as a set beside the nodes, so asking for
+/// leaves, the winner or whether a revision is a leaf costs the number of leaves (or a
+/// lookup), not the size of the tree: a request's work stays linear in what it sends.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RevTree {
     nodes: BTreeMap<Rev, Node>,
+    leaves: BTreeSet<Rev>,
 }
 
 /// What merging a path did.
@@ -74,13 +94,16 @@ pub struct Revisions {
 }
 
 impl Revisions {
-    /// The path it names, newest first; `None` when it is malformed.
-    pub fn path(&self) -> Option<Vec<Rev>> {
-        if self.ids.is_empty() || (self.ids.len() as u64) > self.start {
+    /// The path it names, newest first, at most `limit` revisions (older ones are what stemming
+    /// would forget anyway); `None` when it is malformed.
+    pub fn path(&self, limit: usize) -> Option<Vec<Rev>> {
+        if self.ids.is_empty() || (self.ids.len() as u64) > self.start || self.start > MAX_REV_POS
+        {
             return None;
         }
         self.ids
             .iter()
+            .take(limit.max(1))
             .enumerate()
             .map(|(i, h)| Rev::parse(&format!("{}-{h}", self.start - i as u64)))
             .collect()
@@ -90,6 +113,11 @@ impl Revisions {
 impl RevTree {
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
+    }
+
+    /// How many revisions the tree holds.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
     }
 
     pub fn contains(&self, rev: &Rev) -> bool {
@@ -102,36 +130,23 @@ impl RevTree {
 
     fn parent_of(&self, rev: &Rev) -> Option<Rev> {
         let hash = self.nodes.get(rev)?.parent.clone()?;
-        Some(Rev {
-            pos: rev.pos - 1,
-            hash,
-        })
-    }
-
-    /// Every revision some other revision descends from.
-    fn inner(&self) -> BTreeSet<Rev> {
-        self.nodes
-            .keys()
-            .filter_map(|r| self.parent_of(r))
-            .collect()
+        rev.parent_with(hash)
     }
 
     /// Leaves with their deleted flag, in ascending revision order.
     pub fn leaves(&self) -> Vec<(Rev, bool)> {
-        let inner = self.inner();
-        self.nodes
+        self.leaves
             .iter()
-            .filter(|(r, _)| !inner.contains(*r))
-            .map(|(r, n)| (r.clone(), n.deleted))
+            .map(|r| (r.clone(), self.is_deleted(r).unwrap_or(false)))
             .collect()
     }
 
+    pub fn leaf_count(&self) -> usize {
+        self.leaves.len()
+    }
+
     pub fn is_leaf(&self, rev: &Rev) -> bool {
-        self.contains(rev)
-            && !self
-                .nodes
-                .keys()
-                .any(|r| self.parent_of(r).as_ref() == Some(rev))
+        self.leaves.contains(rev)
     }
 
     /// CouchDB's winning revision, and whether it is deleted.
@@ -163,30 +178,72 @@ impl RevTree {
         out
     }
 
+    /// How many leaves the tree would have after merging `path` (see [`RevTree::merge`]),
+    /// without merging it.
+    pub fn leaves_after(&self, path: &[Rev]) -> usize {
+        let Some(leaf) = path.first() else {
+            return self.leaves.len();
+        };
+        let added = usize::from(!self.contains(leaf));
+        // A leaf the path goes through becomes inner once linked below it.
+        let covered = path
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(i, r)| {
+                self.is_leaf(r)
+                    && path.get(i - 1).is_some_and(|child| {
+                        self.nodes.get(child).is_none_or(|n| n.parent.is_none())
+                    })
+            })
+            .count();
+        (self.leaves.len() + added).saturating_sub(covered)
+    }
+
+    fn link(&mut self, child: &Rev, parent_hash: &str) {
+        let Some(parent) = child.parent_with(parent_hash.to_owned()) else {
+            return;
+        };
+        let Some(node) = self.nodes.get_mut(child) else {
+            return;
+        };
+        if node.parent.is_some() {
+            return;
+        }
+        let Some(p) = self.nodes.get_mut(&parent) else {
+            return;
+        };
+        p.children += 1;
+        self.leaves.remove(&parent);
+        if let Some(node) = self.nodes.get_mut(child) {
+            node.parent = Some(parent.hash);
+        }
+    }
+
     /// Adds a path (newest first, each the parent of the one before) ending in a leaf with the
-    /// given deleted flag. Known revisions stay; a root that the path shows a parent for gets it.
+    /// given deleted flag. Known revisions stay; a root that the path shows a parent for gets
+    /// it. Costs the path's length times a lookup.
     pub fn merge(&mut self, path: &[Rev], deleted: bool) -> Merge {
         let Some(leaf) = path.first() else {
             return Merge::Known;
         };
         let known = self.contains(leaf);
         for (i, rev) in path.iter().enumerate() {
-            let parent = path.get(i + 1).map(|p| p.hash.clone());
-            match self.nodes.get_mut(rev) {
-                Some(node) => {
-                    if node.parent.is_none() {
-                        node.parent = parent;
-                    }
-                }
-                None => {
-                    self.nodes.insert(
-                        rev.clone(),
-                        Node {
-                            parent,
-                            deleted: i == 0 && deleted,
-                        },
-                    );
-                }
+            if !self.nodes.contains_key(rev) {
+                self.nodes.insert(
+                    rev.clone(),
+                    Node {
+                        parent: None,
+                        deleted: i == 0 && deleted,
+                        children: 0,
+                    },
+                );
+                self.leaves.insert(rev.clone());
+            }
+        }
+        for pair in path.windows(2) {
+            if pair[1].pos.checked_add(1) == Some(pair[0].pos) {
+                self.link(&pair[0], &pair[1].hash);
             }
         }
         if known {
@@ -196,6 +253,29 @@ impl RevTree {
         }
     }
 
+    /// Recounts children and leaves from the parent links (after loading or stemming).
+    fn reindex(&mut self) {
+        let parents: Vec<Rev> = self
+            .nodes
+            .keys()
+            .filter_map(|r| self.parent_of(r))
+            .collect();
+        for node in self.nodes.values_mut() {
+            node.children = 0;
+        }
+        for p in &parents {
+            if let Some(n) = self.nodes.get_mut(p) {
+                n.children += 1;
+            }
+        }
+        self.leaves = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.children == 0)
+            .map(|(r, _)| r.clone())
+            .collect();
+    }
+
     /// Forgets every revision more than `limit` steps from all leaves. Returns the forgotten.
     /// As CouchDB stems (each leaf's path cut to `limit`, the paths merged again), a link
     /// between two kept revisions survives only where one leaf's window holds both.
@@ -203,7 +283,7 @@ impl RevTree {
         let limit = limit.max(1);
         let mut keep = BTreeSet::new();
         let mut links = BTreeSet::new();
-        for (leaf, _) in self.leaves() {
+        for leaf in self.leaves.clone() {
             let mut at = Some(leaf);
             for i in 0..limit {
                 let Some(rev) = at else { break };
@@ -214,6 +294,9 @@ impl RevTree {
                 }
                 keep.insert(rev);
             }
+        }
+        if keep.len() == self.nodes.len() && links.len() == self.nodes.len() - self.roots() {
+            return Vec::new();
         }
         let forgotten: Vec<Rev> = self
             .nodes
@@ -229,7 +312,12 @@ impl RevTree {
                 node.parent = None;
             }
         }
+        self.reindex();
         forgotten
+    }
+
+    fn roots(&self) -> usize {
+        self.nodes.values().filter(|n| n.parent.is_none()).count()
     }
 
     /// The revision and its known ancestors, newest first.
@@ -254,10 +342,10 @@ impl RevTree {
 
     /// The leaves that descend from `rev` (itself, when it is a leaf).
     pub fn leaves_under(&self, rev: &Rev) -> Vec<Rev> {
-        self.leaves()
-            .into_iter()
-            .filter(|(leaf, _)| self.path_to(leaf).contains(rev))
-            .map(|(r, _)| r)
+        self.leaves
+            .iter()
+            .filter(|leaf| leaf.pos >= rev.pos && self.path_to(leaf).contains(rev))
+            .cloned()
             .collect()
     }
 
@@ -267,10 +355,10 @@ impl RevTree {
         let missing: Vec<Rev> = revs.iter().filter(|r| !self.contains(r)).cloned().collect();
         let max_pos = missing.iter().map(|r| r.pos).max().unwrap_or(0);
         let ancestors = self
-            .leaves()
-            .into_iter()
-            .map(|(r, _)| r)
+            .leaves
+            .iter()
             .filter(|r| r.pos < max_pos)
+            .cloned()
             .collect();
         (missing, ancestors)
     }
@@ -296,21 +384,54 @@ impl RevTree {
                 p => Some(p.as_str()?.to_owned()),
             };
             let deleted = a.get(3)?.as_bool()?;
-            nodes.insert(Rev { pos, hash }, Node { parent, deleted });
+            nodes.insert(
+                Rev { pos, hash },
+                Node {
+                    parent,
+                    deleted,
+                    children: 0,
+                },
+            );
         }
-        Some(RevTree { nodes })
+        // A parent link to a revision not in the tree is dropped: the invariant holds for
+        // whatever was stored.
+        let dangling: Vec<Rev> = nodes
+            .iter()
+            .filter(|(r, n)| {
+                n.parent.as_ref().is_some_and(|h| {
+                    r.parent_with(h.clone())
+                        .is_none_or(|p| !nodes.contains_key(&p))
+                })
+            })
+            .map(|(r, _)| r.clone())
+            .collect();
+        for r in dangling {
+            if let Some(n) = nodes.get_mut(&r) {
+                n.parent = None;
+            }
+        }
+        let mut tree = RevTree {
+            nodes,
+            leaves: BTreeSet::new(),
+        };
+        tree.reindex();
+        Some(tree)
     }
 }
 
 /// The id of a new edit, deterministic as CouchDB's: the MD5 of what the edit is (deleted flag,
 /// the revision it edits, the body as canonical JSON, the attachments' digests), so the same edit
-/// made twice gets the same id.
+/// made twice gets the same id. `None` when the parent is at [`MAX_REV_POS`].
 pub fn new_rev(
     parent: Option<&Rev>,
     deleted: bool,
     body: &serde_json::Value,
     attachment_digests: &[String],
-) -> Rev {
+) -> Option<Rev> {
+    let pos = match parent {
+        Some(p) => p.pos.checked_add(1).filter(|p| *p <= MAX_REV_POS)?,
+        None => 1,
+    };
     let mut h = Md5::new();
     h.update([u8::from(deleted)]);
     if let Some(p) = parent {
@@ -324,10 +445,10 @@ pub fn new_rev(
         h.update(d.as_bytes());
     }
     let digest = h.finalize();
-    Rev {
-        pos: parent.map_or(1, |p| p.pos + 1),
+    Some(Rev {
+        pos,
         hash: digest.iter().map(|b| format!("{b:02x}")).collect(),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -411,6 +532,7 @@ mod tests {
         // A path that brings back an ancestor reattaches the root.
         t.merge(&path(&["8-h8", "7-h7"]), false);
         assert_eq!(t.path_to(&r("11-h11")).len(), 5);
+        assert_eq!(t.leaves(), vec![(r("11-h11"), false)]);
     }
 
     #[test]
@@ -437,15 +559,89 @@ mod tests {
     #[test]
     fn new_revs_are_deterministic() {
         let body = serde_json::json!({"b": 1, "a": [1, 2]});
-        let a = new_rev(None, false, &body, &[]);
-        let b = new_rev(None, false, &serde_json::json!({"a": [1, 2], "b": 1}), &[]);
+        let a = new_rev(None, false, &body, &[]).unwrap();
+        let b = new_rev(None, false, &serde_json::json!({"a": [1, 2], "b": 1}), &[]).unwrap();
         assert_eq!(a, b, "key order does not matter");
         assert_eq!(a.pos, 1);
         assert_eq!(a.hash.len(), 32);
-        assert_ne!(a, new_rev(None, true, &body, &[]));
-        let child = new_rev(Some(&a), false, &body, &[]);
+        assert_ne!(Some(a.clone()), new_rev(None, true, &body, &[]));
+        let child = new_rev(Some(&a), false, &body, &[]).unwrap();
         assert_eq!(child.pos, 2);
         assert_ne!(child.hash, a.hash);
-        assert_ne!(new_rev(None, false, &body, &["md5-x".into()]), a);
+        assert_ne!(new_rev(None, false, &body, &["md5-x".into()]), Some(a));
+    }
+
+    #[test]
+    fn positions_never_wrap() {
+        assert_eq!(Rev::parse("18446744073709551615-aa"), None);
+        assert_eq!(Rev::parse(&format!("{}-aa", MAX_REV_POS + 1)), None);
+        let top = Rev::parse(&format!("{MAX_REV_POS}-aa")).unwrap();
+        assert_eq!(new_rev(Some(&top), false, &serde_json::json!({}), &[]), None);
+        let below = Rev::parse(&format!("{}-aa", MAX_REV_POS - 1)).unwrap();
+        assert_eq!(
+            new_rev(Some(&below), false, &serde_json::json!({}), &[]).map(|r| r.pos),
+            Some(MAX_REV_POS)
+        );
+        let huge = Revisions {
+            start: u64::MAX,
+            ids: vec!["a".into()],
+        };
+        assert_eq!(huge.path(1000), None);
+    }
+
+    #[test]
+    fn leaves_are_kept_in_step_with_the_tree() {
+        let mut t = RevTree::default();
+        // A path arriving root-less first, then its ancestors: the old root is no leaf.
+        t.merge(&path(&["3-c", "2-b"]), false);
+        assert_eq!(t.leaves(), vec![(r("3-c"), false)]);
+        assert_eq!(t.leaves_after(&path(&["4-d", "3-c"])), 1);
+        assert_eq!(t.leaves_after(&path(&["2-x", "1-a"])), 2);
+        assert_eq!(t.leaves_after(&path(&["3-c"])), 1);
+        t.merge(&path(&["2-b", "1-a"]), false);
+        assert_eq!(t.leaves(), vec![(r("3-c"), false)]);
+        assert_eq!(t.path_to(&r("3-c")).len(), 3);
+        t.merge(&path(&["2-x", "1-a"]), true);
+        assert!(t.is_leaf(&r("2-x")) && !t.is_leaf(&r("1-a")));
+        assert_eq!(t.leaf_count(), 2);
+        // What is stored comes back with the same leaves.
+        assert_eq!(RevTree::from_json(&t.to_json()), Some(t.clone()));
+        // leaves_after agrees with merge on random-ish branching.
+        let mut u = RevTree::default();
+        for i in 0..50u64 {
+            let p = path(&[
+                &format!("{}-b{i}", i % 7 + 2),
+                &format!("{}-a{}", i % 7 + 1, i % 3),
+            ]);
+            let predicted = u.leaves_after(&p);
+            u.merge(&p, false);
+            assert_eq!(u.leaf_count(), predicted, "step {i}");
+            assert_eq!(
+                Some(u.clone()),
+                RevTree::from_json(&u.to_json()),
+                "step {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn merging_is_linear_in_the_path() {
+        // 100 disjoint branches of 1,000 revisions each: a quadratic merge or leaf scan would
+        // take minutes here.
+        let mut t = RevTree::default();
+        for b in 0..100u64 {
+            let p: Vec<Rev> = (1..=1000u64)
+                .rev()
+                .map(|i| Rev {
+                    pos: i,
+                    hash: format!("b{b}x{i}"),
+                })
+                .collect();
+            t.merge(&p, false);
+            assert_eq!(t.leaf_count() as u64, b + 1);
+            assert!(t.winner().is_some());
+        }
+        assert_eq!(t.len(), 100_000);
+        assert!(t.stem(1000).is_empty());
     }
 }

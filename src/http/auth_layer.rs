@@ -63,7 +63,10 @@ fn classify(method: &Method, path: &str) -> Access {
             return Access::ServerAdmin
         }
         (_, Some("_security")) if write => Need::DbAdmin,
-        (_, Some("_design")) if write => Need::DbAdmin,
+        // `_design/x` as two segments or, percent-encoded, as one.
+        (_, Some(seg)) if write && (seg == "_design" || crate::couch::is_design_doc(seg)) => {
+            Need::DbAdmin
+        }
         _ => Need::Member,
     };
     Access::Db(db.clone(), need)
@@ -178,7 +181,9 @@ pub async fn authenticate(
 ) -> Response {
     let kv_api = req.uri().path().starts_with("/client/v4/");
     if kv_api {
-        if let Some(token) = bearer(req.headers()) {
+        // A bearer value shaped as an API token is one, with its own scope; anything else
+        // (a JWT, say, of a server admin) is a CouchDB credential like on every other route.
+        if let Some(token) = bearer(req.headers()).filter(|t| t.starts_with("ckv_")) {
             // On the KV API a bearer token is an API token, with its own scope.
             return match kv_token_allows(&state, &token, req.method(), req.uri().path()).await {
                 Ok(()) => {
@@ -197,13 +202,6 @@ pub async fn authenticate(
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    // Failed logins slow down the next attempts for that name and that address.
-    if let Credentials::Basic { name, .. } = &creds {
-        let delay = state.auth.login_delay(name, Some(peer.ip()));
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-    }
     let session = match state.auth.authenticate(creds, Some(peer.ip())).await {
         Ok(s) => s,
         Err(e) => return e.into_response(),
@@ -272,6 +270,8 @@ mod tests {
         assert_eq!(need(Method::GET, "/db/_security"), "db Member");
         assert_eq!(need(Method::PUT, "/db/_design/x"), "db DbAdmin");
         assert_eq!(need(Method::GET, "/db/_design/x"), "db Member");
+        assert_eq!(need(Method::PUT, "/db/_design%2Fx/a.js"), "db DbAdmin");
+        assert_eq!(need(Method::DELETE, "/db/_design%2fx"), "db DbAdmin");
         assert_eq!(need(Method::PUT, "/a%2Fb/doc"), "a/b Member");
         assert_eq!(
             need(Method::PUT, "/_users/org.couchdb.user:bob"),

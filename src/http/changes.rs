@@ -9,8 +9,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt};
 use serde_json::{json, Value};
@@ -18,6 +17,7 @@ use tokio::time::Instant;
 
 use super::couch_api::doc_ids_filter;
 use super::error::{CouchPath, JsonBody, Params};
+use super::stream::{json_pages, Step};
 use super::AppState;
 use crate::couch::{ChangesOptions, CouchError, Db};
 use crate::level::KeyStream;
@@ -25,6 +25,9 @@ use crate::level::KeyStream;
 /// CouchDB's default `changes_timeout` and heartbeat interval.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 const EVENTSOURCE_HEARTBEAT: Duration = Duration::from_secs(10);
+/// The shortest heartbeat a client may ask for: shorter ones are raised to it, so a client
+/// cannot make the server write to it a thousand times a second.
+pub const MIN_HEARTBEAT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Feed {
@@ -51,6 +54,33 @@ pub async fn changes_post(
     JsonBody(body): JsonBody,
 ) -> Result<Response, CouchError> {
     changes(state, name, p, headers, Some(body)).await
+}
+
+/// Rows of one page of a normal feed.
+const NORMAL_PAGE: usize = 500;
+
+type NormalState = (Db, ChangesOptions, Option<usize>);
+
+/// One page of a normal (or descending) feed, read after the previous one.
+async fn normal_page((db, mut opts, left): NormalState) -> Result<Step<NormalState>, CouchError> {
+    let page_limit = left.unwrap_or(usize::MAX).min(NORMAL_PAGE);
+    opts.limit = Some(page_limit);
+    let page = db.changes(&opts).await?;
+    let left = left.map(|l| l.saturating_sub(page.results.len()));
+    // The page stops short only when the feed has nothing more.
+    if page.results.len() < page_limit || left == Some(0) {
+        let tail = format!(
+            "],\"last_seq\":{},\"pending\":{}}}",
+            page.last_seq, page.pending
+        );
+        return Ok(Step::Last(page.results, tail));
+    }
+    if opts.descending {
+        opts.before = Some(page.last_seq);
+    } else {
+        opts.since = page.last_seq;
+    }
+    Ok(Step::More(page.results, (db, opts, left)))
 }
 
 fn parse_since(s: &str, update_seq: u64) -> Result<u64, CouchError> {
@@ -105,13 +135,14 @@ async fn changes(
         all_docs: style == "all_docs",
         conflicts: p.flag("conflicts")?,
         doc_ids: doc_ids_filter(&p, body.as_ref())?,
+        before: None,
     };
     let asked_heartbeat = match p.get("heartbeat") {
         None => None,
         Some("true") => Some(DEFAULT_TIMEOUT),
-        Some(_) => Some(Duration::from_millis(
-            p.number("heartbeat")?.unwrap_or(0).max(1),
-        )),
+        Some(_) => Some(
+            Duration::from_millis(p.number("heartbeat")?.unwrap_or(0)).max(MIN_HEARTBEAT),
+        ),
     };
     // An event stream beats every 10 s by default (browsers and proxies drop silent streams),
     // and still ends at the timeout unless a heartbeat was asked for.
@@ -126,11 +157,9 @@ async fn changes(
     };
 
     if feed == Feed::Normal || opts.descending {
-        let page = db.changes(&opts).await?;
-        return Ok(Json(
-            json!({"results": page.results, "last_seq": page.last_seq, "pending": page.pending}),
-        )
-        .into_response());
+        let left = opts.limit;
+        let first = normal_page((db, opts, left)).await?;
+        return Ok(json_pages("{\"results\":[".into(), first, normal_page));
     }
 
     // Subscribe first, then read: a commit between the two still wakes the feed.

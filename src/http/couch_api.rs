@@ -1,6 +1,7 @@
 //! CouchDB's HTTP API: thin handlers that parse, call the couch core and shape the answer.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -10,11 +11,14 @@ use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 
 use super::error::{CouchPath, JsonBody, Params, RawBody};
+use super::stream::{json_pages, Step};
 use super::AppState;
-use crate::auth::{deny, Need, Session, USERS_DB};
+use crate::auth::{deny, Session, USERS_DB};
 use crate::couch::revs::Rev;
+use crate::couch::limits::{self, ListKind};
 use crate::couch::{
-    AllDocsOptions, BulkGetItem, CouchError, Db, DocOptions, OpenRevs, WriteResult,
+    AllDocsCursor, AllDocsOptions, BulkGetItem, CouchError, Db, DocOptions, OpenRevs, WriteResult,
+    ALL_DOCS_PAGE,
 };
 
 type Result<T, E = CouchError> = std::result::Result<T, E>;
@@ -96,10 +100,12 @@ fn rev_param(p: &Params, body: Option<&Value>, headers: &HeaderMap) -> Result<Op
     }
 }
 
-fn revs_list(v: &Value, what: &str) -> Result<Vec<Rev>> {
-    v.as_array()
-        .ok_or_else(|| CouchError::bad_request(format!("{what} must be a JSON array")))?
-        .iter()
+fn revs_list(v: &Value, what: &str, kind: ListKind) -> Result<Vec<Rev>> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| CouchError::bad_request(format!("{what} must be a JSON array")))?;
+    limits::check(kind, list.len())?;
+    list.iter()
         .map(|r| {
             r.as_str()
                 .and_then(Rev::parse)
@@ -123,7 +129,7 @@ fn doc_options(p: &Params) -> Result<DocOptions> {
         latest: p.flag("latest")?,
         attachments: p.flag("attachments")?,
         atts_since: match p.json("atts_since")? {
-            Some(v) => revs_list(&v, "atts_since")?,
+            Some(v) => revs_list(&v, "atts_since", ListKind::AttsSince)?,
             None => Vec::new(),
         },
         with_password_hash: false,
@@ -219,12 +225,11 @@ async fn write_docs(
             .unwrap_or_default()
             .to_owned()
     };
-    if docs.iter().any(|d| id_of(d).starts_with("_design/")) {
-        state
-            .auth
-            .authorize(&session.user, name, Need::DbAdmin)
-            .await?;
-    }
+    let ids: Vec<String> = docs.iter().map(id_of).collect();
+    state
+        .auth
+        .authorize_doc_writes(&session.user, name, ids.iter().map(String::as_str))
+        .await?;
     let mut user_docs = Vec::new();
     if name == USERS_DB {
         for doc in &mut docs {
@@ -291,6 +296,7 @@ async fn bulk_docs(
         .and_then(Value::as_array)
         .cloned()
         .ok_or_else(|| CouchError::bad_request("POST body must include `docs` parameter."))?;
+    limits::check(ListKind::BulkDocs, docs.len())?;
     // As CouchDB: one document that is not an object refuses the whole request.
     if !docs.iter().all(Value::is_object) {
         return Err(CouchError::bad_request("Document must be a JSON object"));
@@ -325,12 +331,13 @@ async fn bulk_get(
     CouchPath(name): CouchPath<String>,
     p: Params,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
     let db = db(&state, &name).await?;
     let docs = body
         .get("docs")
         .and_then(Value::as_array)
         .ok_or_else(|| CouchError::bad_request("Missing JSON list of 'docs'."))?;
+    limits::check(ListKind::BulkGet, docs.len())?;
     let mut items = Vec::with_capacity(docs.len());
     for d in docs {
         let id = d
@@ -344,7 +351,7 @@ async fn bulk_get(
             None => None,
         };
         let atts_since = match d.get("atts_since") {
-            Some(v) => revs_list(v, "atts_since")?,
+            Some(v) => revs_list(v, "atts_since", ListKind::AttsSince)?,
             None => Vec::new(),
         };
         items.push(BulkGetItem {
@@ -353,10 +360,29 @@ async fn bulk_get(
             atts_since,
         });
     }
+    drop(body);
     let mut opts = doc_options(&p)?;
     opts.rev = None;
-    let results = db.bulk_get(&items, &opts).await?;
-    Ok(Json(json!({"results": results})))
+    let st = (db, Arc::new(items), Arc::new(opts), 0);
+    let first = bulk_get_page(st).await?;
+    Ok(json_pages("{\"results\":[".into(), first, bulk_get_page))
+}
+
+/// Documents of a `_bulk_get` read and sent per page.
+const BULK_GET_PAGE: usize = 100;
+
+type BulkGetState = (Db, Arc<Vec<BulkGetItem>>, Arc<DocOptions>, usize);
+
+async fn bulk_get_page((db, items, opts, at): BulkGetState) -> Result<Step<BulkGetState>> {
+    let end = at.saturating_add(BULK_GET_PAGE).min(items.len());
+    let rows = db
+        .bulk_get(items.get(at..end).unwrap_or_default(), &opts)
+        .await?;
+    Ok(if end >= items.len() {
+        Step::Last(rows, "]}".into())
+    } else {
+        Step::More(rows, (db, items, opts, end))
+    })
 }
 
 async fn revs_diff(
@@ -368,6 +394,12 @@ async fn revs_diff(
     let Value::Object(req) = body else {
         return Err(CouchError::bad_request("_revs_diff takes a JSON object"));
     };
+    limits::check(ListKind::RevsDiffIds, req.len())?;
+    let revs: usize = req
+        .values()
+        .map(|v| v.as_array().map_or(0, Vec::len))
+        .sum();
+    limits::check(ListKind::RevsDiffRevs, revs)?;
     Ok(Json(Value::Object(db.revs_diff(&req).await?)))
 }
 
@@ -404,13 +436,16 @@ fn all_docs_options(p: &Params, keys: Option<Vec<String>>) -> Result<AllDocsOpti
     }
     if opts.keys.is_none() {
         if let Some(v) = p.json("keys")? {
-            opts.keys = Some(string_list(&v, "keys")?);
+            opts.keys = Some(string_list(&v, "keys", ListKind::Keys)?);
         }
     }
     Ok(opts)
 }
 
-fn string_list(v: &Value, what: &str) -> Result<Vec<String>> {
+fn string_list(v: &Value, what: &str, kind: ListKind) -> Result<Vec<String>> {
+    if let Some(list) = v.as_array() {
+        limits::check(kind, list.len())?;
+    }
     v.as_array()
         .and_then(|a| a.iter().map(|k| k.as_str().map(str::to_owned)).collect())
         .ok_or_else(|| CouchError::bad_request(format!("`{what}` must be an array of strings")))
@@ -420,9 +455,9 @@ async fn all_docs_get(
     State(state): State<AppState>,
     CouchPath(name): CouchPath<String>,
     p: Params,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
     let db = db(&state, &name).await?;
-    Ok(Json(db.all_docs(&all_docs_options(&p, None)?).await?))
+    all_docs(db, all_docs_options(&p, None)?).await
 }
 
 async fn all_docs_post(
@@ -430,13 +465,53 @@ async fn all_docs_post(
     CouchPath(name): CouchPath<String>,
     p: Params,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
     let db = db(&state, &name).await?;
     let keys = match body.get("keys") {
-        Some(v) => Some(string_list(v, "keys")?),
+        Some(v) => Some(string_list(v, "keys", ListKind::Keys)?),
         None => None,
     };
-    Ok(Json(db.all_docs(&all_docs_options(&p, keys)?).await?))
+    all_docs(db, all_docs_options(&p, keys)?).await
+}
+
+struct AllDocsState {
+    db: Db,
+    opts: Arc<AllDocsOptions>,
+    at: AllDocsCursor,
+    skip: usize,
+    left: Option<usize>,
+}
+
+/// `_all_docs`, streamed a page at a time.
+async fn all_docs(db: Db, opts: AllDocsOptions) -> Result<Response> {
+    let head = format!(
+        "{{\"total_rows\":{},\"offset\":{},\"rows\":[",
+        db.total_rows().await?,
+        opts.skip
+    );
+    let st = AllDocsState {
+        db,
+        skip: opts.skip,
+        left: opts.limit,
+        opts: Arc::new(opts),
+        at: AllDocsCursor::Start,
+    };
+    let first = all_docs_page(st).await?;
+    Ok(json_pages(head, first, all_docs_page))
+}
+
+async fn all_docs_page(mut st: AllDocsState) -> Result<Step<AllDocsState>> {
+    let max = st.left.unwrap_or(usize::MAX).min(ALL_DOCS_PAGE);
+    let page = st.db.all_docs_page(&st.opts, &st.at, st.skip, max).await?;
+    st.skip = st.skip.saturating_sub(page.skipped);
+    st.left = st.left.map(|l| l.saturating_sub(page.rows.len()));
+    match page.next {
+        Some(at) if st.left != Some(0) => {
+            st.at = at;
+            Ok(Step::More(page.rows, st))
+        }
+        _ => Ok(Step::Last(page.rows, "]}".into())),
+    }
 }
 
 // ---- documents ----
@@ -473,7 +548,7 @@ async fn read_doc(
             let v: Value = serde_json::from_str(which).map_err(|_| {
                 CouchError::bad_request("open_revs must be \"all\" or a JSON array")
             })?;
-            OpenRevs::Some(revs_list(&v, "open_revs")?)
+            OpenRevs::Some(revs_list(&v, "open_revs", ListKind::OpenRevs)?)
         };
         return Ok(Json(Value::Array(db.open_revs(id, &which, &opts).await?)).into_response());
     }
@@ -640,6 +715,7 @@ async fn read_att(
 
 async fn write_att(
     state: &AppState,
+    session: &Session,
     name: &str,
     id: &str,
     att: &str,
@@ -648,6 +724,10 @@ async fn write_att(
     data: Option<bytes::Bytes>,
 ) -> Result<Response> {
     let db = db(state, name).await?;
+    state
+        .auth
+        .authorize_doc_writes(&session.user, name, std::iter::once(id))
+        .await?;
     let rev = rev_param(p, None, headers)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -674,21 +754,23 @@ async fn att_get(State(s): State<AppState>, d: DocPath, p: Params) -> Result<Res
 
 async fn att_put(
     State(s): State<AppState>,
+    Extension(session): Extension<Session>,
     d: DocPath,
     p: Params,
     headers: HeaderMap,
     RawBody(data): RawBody,
 ) -> Result<Response> {
-    write_att(&s, &d.db, &d.id, d.att()?, &p, &headers, Some(data)).await
+    write_att(&s, &session, &d.db, &d.id, d.att()?, &p, &headers, Some(data)).await
 }
 
 async fn att_delete(
     State(s): State<AppState>,
+    Extension(session): Extension<Session>,
     d: DocPath,
     p: Params,
     headers: HeaderMap,
 ) -> Result<Response> {
-    write_att(&s, &d.db, &d.id, d.att()?, &p, &headers, None).await
+    write_att(&s, &session, &d.db, &d.id, d.att()?, &p, &headers, None).await
 }
 
 // ---- _local ----
@@ -744,7 +826,11 @@ pub(super) fn doc_ids_filter(p: &Params, body: Option<&Value>) -> Result<Option<
                     .json("doc_ids")?
                     .ok_or_else(|| CouchError::bad_request("filter=_doc_ids needs doc_ids"))?,
             };
-            Ok(Some(string_list(&v, "doc_ids")?.into_iter().collect()))
+            Ok(Some(
+                string_list(&v, "doc_ids", ListKind::DocIds)?
+                    .into_iter()
+                    .collect(),
+            ))
         }
         Some(other) => Err(CouchError::bad_request(format!(
             "filter {other:?} is not supported; only _doc_ids is"

@@ -125,12 +125,32 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// A JSON body; anything else is CouchDB's `bad_request`, "invalid UTF-8 JSON".
+/// Whether a `Content-Type` says JSON (`application/json`, parameters allowed).
+pub fn is_json_type(value: Option<&axum::http::HeaderValue>) -> bool {
+    value
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A JSON body; anything else is CouchDB's `bad_request`, "invalid UTF-8 JSON". A POST must
+/// say `Content-Type: application/json`, as CouchDB requires (415 `bad_content_type`): the
+/// types a browser may send cross-site without asking first (forms, `text/plain`) are
+/// refused, so a page elsewhere cannot post on a signed-in user's behalf.
 pub struct JsonBody(pub Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = CouchError;
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if req.method() == axum::http::Method::POST
+            && !is_json_type(req.headers().get(axum::http::header::CONTENT_TYPE))
+        {
+            return Err(CouchError::new(
+                415,
+                "bad_content_type",
+                "Content-Type must be application/json",
+            ));
+        }
         let RawBody(bytes) = RawBody::from_request(req, state).await?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)

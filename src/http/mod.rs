@@ -8,6 +8,7 @@ pub mod error;
 mod kv_api;
 pub mod serve;
 mod session_api;
+mod stream;
 
 use std::sync::Arc;
 
@@ -73,6 +74,11 @@ pub fn app(state: AppState, config: &HttpConfig) -> Router {
             auth_layer::authenticate,
         ))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        // A body announced larger than the limit is refused before anything else is done.
+        .layer(axum::middleware::from_fn_with_state(
+            config.max_body_bytes,
+            refuse_oversize,
+        ))
         // A client that sends its body too slowly ties up a connection and a buffer: cut it off.
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             config.body_timeout,
@@ -119,6 +125,31 @@ fn cors(config: &HttpConfig) -> Option<CorsLayer> {
             ])
             .expose_headers([header::ETAG, header::CONTENT_TYPE]),
     )
+}
+
+/// 413 at once for a `Content-Length` over the limit, in the shape of the API asked.
+async fn refuse_oversize(
+    State(limit): State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match announced {
+        Some(n) if n > limit as u64 => {
+            let reason = format!("the request body of {n} bytes is over the limit of {limit}");
+            if req.uri().path().starts_with("/client/v4/") {
+                kv_api::ApiError::new(413, 10000, reason).into_response()
+            } else {
+                CouchError::too_large(reason).into_response()
+            }
+        }
+        _ => next.run(req).await,
+    }
 }
 
 async fn welcome(State(state): State<AppState>) -> Json<serde_json::Value> {

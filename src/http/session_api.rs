@@ -67,10 +67,6 @@ async fn login(
     let (Some(name), Some(password)) = (name, password) else {
         return Err(CouchError::bad_request("name and password are required"));
     };
-    let delay = state.auth.login_delay(&name, Some(peer.ip()));
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
     let Some(user) = state
         .auth
         .check_password(&name, &password, Some(peer.ip()))
@@ -82,11 +78,11 @@ async fn login(
             "Name or password is incorrect.",
         ));
     };
-    let cookie = state.auth.cookie_for(&name);
+    let cookie = state.auth.cookie_for(&name).await?;
     let max_age = state.auth.config().session_lifetime.as_secs();
     let mut resp =
         Json(json!({"ok": true, "name": user.name, "roles": user.roles})).into_response();
-    if let Some(v) = session_cookie(&cookie, max_age) {
+    if let Some(v) = cookie.and_then(|c| session_cookie(&c, max_age)) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(resp)
