@@ -125,6 +125,24 @@ pub enum TokenCommand {
     /// Make a token and print it (the only time it is shown). Works on a data directory no
     /// server is using; against a running server, `POST /_couchkv/tokens` as an admin does the same.
     Create(TokenArgs),
+    /// List the tokens (id, name, scope, creation, expiry; never a secret). Against a running
+    /// server, `GET /_couchkv/tokens` as an admin.
+    List(DataArgs),
+    /// Revoke a token by id; it stops working at once. Against a running server,
+    /// `DELETE /_couchkv/tokens/{id}` as an admin.
+    Revoke {
+        /// The token's id (the 16 hex digits after `ckv_`).
+        id: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DataArgs {
+    /// The data directory (as `serve --data`).
+    #[arg(long, env = "COUCHKV_DATA", default_value = "./couchkv-data")]
+    pub data: PathBuf,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -141,6 +159,9 @@ pub struct TokenArgs {
     /// Read and write.
     #[arg(long)]
     pub write: bool,
+    /// Seconds until the token stops working (never, without it).
+    #[arg(long)]
+    pub expires_in: Option<u64>,
     /// The data directory (as `serve --data`).
     #[arg(long, env = "COUCHKV_DATA", default_value = "./couchkv-data")]
     pub data: PathBuf,

@@ -2,7 +2,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use couchkv::cli::{Cli, Command, TokenArgs, TokenCommand};
+use couchkv::cli::{Cli, Command, DataArgs, TokenArgs, TokenCommand};
+use couchkv::clock::Clock;
 use couchkv::server;
 use tracing_subscriber::EnvFilter;
 
@@ -22,6 +23,8 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Token(TokenCommand::Create(args)) => create_token(args).await,
+        Command::Token(TokenCommand::List(args)) => list_tokens(args).await,
+        Command::Token(TokenCommand::Revoke { id, data }) => revoke_token(&id, data).await,
         Command::Kv(args) => couchkv::kv_cli::run(args).await,
     };
     match result {
@@ -33,6 +36,41 @@ async fn main() -> ExitCode {
     }
 }
 
+/// One line per token: id, name, read/write, namespaces, expiry.
+async fn list_tokens(args: DataArgs) -> Result<(), server::ServerError> {
+    let store = server::open_redb(&args.data)?;
+    let tokens = couchkv::auth::tokens::list(&store, server::SYSTEM_NAMESPACE).await;
+    use couchkv_adapters::Store;
+    store.close().await?;
+    for t in tokens? {
+        let namespaces = if t.namespaces.is_empty() {
+            "all namespaces".to_owned()
+        } else {
+            t.namespaces.join(",")
+        };
+        let expires = t
+            .expires
+            .map_or_else(|| "never expires".to_owned(), |e| format!("expires {e}"));
+        let access = if t.write { "write" } else { "read" };
+        println!("{}\t{}\t{access}\t{namespaces}\t{expires}", t.id, t.name);
+    }
+    Ok(())
+}
+
+async fn revoke_token(id: &str, args: DataArgs) -> Result<(), server::ServerError> {
+    let store = server::open_redb(&args.data)?;
+    let found = couchkv::auth::tokens::revoke(&store, server::SYSTEM_NAMESPACE, id).await;
+    use couchkv_adapters::Store;
+    store.close().await?;
+    if !found? {
+        return Err(server::ServerError::Io(std::io::Error::other(format!(
+            "no token with id {id}"
+        ))));
+    }
+    println!("revoked {id}");
+    Ok(())
+}
+
 async fn create_token(args: TokenArgs) -> Result<(), server::ServerError> {
     if !args.read && !args.write {
         eprintln!("say --read or --write");
@@ -41,7 +79,27 @@ async fn create_token(args: TokenArgs) -> Result<(), server::ServerError> {
         )));
     }
     let store = server::open_redb(&args.data)?;
-    let token = server::create_token(&store, &args.name, args.namespaces, args.write).await?;
+    let expires = match args.expires_in {
+        Some(secs) => Some(
+            server::SystemClock
+                .now_secs()
+                .checked_add(secs)
+                .filter(|_| secs > 0)
+                .ok_or_else(|| {
+                    server::ServerError::Io(std::io::Error::other(
+                        "--expires-in takes a positive number of seconds",
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let new = couchkv::auth::tokens::NewToken {
+        name: args.name,
+        namespaces: args.namespaces,
+        write: args.write,
+        expires,
+    };
+    let token = server::create_token(&store, &new).await?;
     println!("{token}");
     use couchkv_adapters::Store;
     store.close().await?;

@@ -170,12 +170,11 @@ async fn system_namespace(store: &dyn Store, id: &str) -> Result<(), StoreError>
 /// Makes an API token on a store (the `couchkv token create` command).
 pub async fn create_token(
     store: &dyn Store,
-    name: &str,
-    namespaces: Vec<String>,
-    write: bool,
+    new: &crate::auth::tokens::NewToken,
 ) -> Result<String, ServerError> {
     system_namespace(store, SYSTEM_NAMESPACE).await?;
-    Ok(crate::auth::tokens::create(store, SYSTEM_NAMESPACE, name, namespaces, write).await?)
+    let now = SystemClock.now_secs();
+    Ok(crate::auth::tokens::create(store, SYSTEM_NAMESPACE, new, now).await?)
 }
 
 /// The CouchDB layer: a level database on its own KV namespace.

@@ -3,79 +3,20 @@
 //! and per-user databases, cookies (tampered, expired, renewed), JWTs (wrong key, expired),
 //! wrong passwords, throttling, and no password, derived key or secret in any response or log.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use couchkv::auth::crypto::make_jwt;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-const ADMIN_PASSWORD: &str = "Adm1n-Pa55word-xyz";
-const JWT_SECRET: &str = "jwt-Secret-Value-42";
+mod common;
+
+use common::binary::{basic, signup, start, ADMIN_PASSWORD, JWT_SECRET};
+
 const BOB_PASSWORD: &str = "b0b-Pa55word-abc";
 const EVE_PASSWORD: &str = "3ve-Pa55word-def";
-
-struct Server {
-    child: Child,
-    base: String,
-    logs: mpsc::Receiver<String>,
-    client: Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(extra: &[&str]) -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_couchkv"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--store", "memory"])
-        .args(["--data", dir.path().to_str().unwrap()])
-        .args(["--admin", &format!("admin:{ADMIN_PASSWORD}")])
-        .args(["--pbkdf2-iterations", "1000"])
-        .args(extra)
-        .env("COUCHKV_JWT_SECRET", JWT_SECRET)
-        // Everything, requests included, so the secret search covers the most output.
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, logs) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let base = loop {
-        let line = logs
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server starts");
-        if let Some(addr) = line.split("addr=").nth(1) {
-            break format!("http://{}", addr.split_whitespace().next().unwrap());
-        }
-    };
-    let client = Client::new();
-    (
-        Server {
-            child,
-            base,
-            logs,
-            client,
-        },
-        dir,
-    )
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Who {
@@ -84,60 +25,6 @@ enum Who {
     Other,
     DbAdmin,
     ServerAdmin,
-}
-
-fn basic(name: &str, password: &str) -> String {
-    format!("Basic {}", STANDARD.encode(format!("{name}:{password}")))
-}
-
-impl Server {
-    async fn call(
-        &self,
-        auth: Option<&str>,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
-        let mut req = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(a) = auth {
-            req = req.header("authorization", a);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-            headers,
-        )
-    }
-
-    async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let (s, v, _) = self
-            .call(Some(&basic("admin", ADMIN_PASSWORD)), method, path, body)
-            .await;
-        (s, v)
-    }
-
-    fn drain_logs(&self) -> Vec<String> {
-        self.logs.try_iter().collect()
-    }
-}
-
-async fn signup(s: &Server, name: &str, password: &str) -> StatusCode {
-    let doc = json!({"_id": format!("org.couchdb.user:{name}"), "name": name, "password": password, "type": "user", "roles": []});
-    s.call(
-        None,
-        Method::PUT,
-        &format!("/_users/org.couchdb.user:{name}"),
-        Some(doc),
-    )
-    .await
-    .0
 }
 
 #[tokio::test]
@@ -484,17 +371,7 @@ async fn signup_per_user_databases_and_sessions() {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{bad}");
-        let me: Value = s
-            .client
-            .get(format!("{}/_session", s.base))
-            .header("cookie", bad)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(me["userCtx"]["name"], Value::Null);
+        assert_eq!(s.session_name(&bad).await, Value::Null);
     }
 
     // Wrong password and unknown user: 401, same answer.

@@ -25,7 +25,12 @@ use futures::StreamExt;
 /// A fresh server and a backend pointed at it with an all-namespaces write token.
 async fn backed() -> (common::InProcess, CloudflareStore, CloudflareConfig) {
     let server = common::start(HttpConfig::default()).await;
-    let token = couchkv::server::create_token(server.store.as_ref(), "conformance", vec![], true)
+    let new = couchkv::auth::tokens::NewToken {
+        name: "conformance".into(),
+        write: true,
+        ..Default::default()
+    };
+    let token = couchkv::server::create_token(server.store.as_ref(), &new)
         .await
         .unwrap();
     let mut config = CloudflareConfig::new("test-account", token);

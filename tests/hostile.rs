@@ -145,11 +145,23 @@ async fn every_route_refuses_hostile_input_cleanly() {
         // What one request may cost (the security issue): every list is bounded, JSON posts
         // must say they are JSON, revision positions cannot wrap.
         typed(
-            row(M::POST, "/db/_bulk_docs", r#"{"docs":[{}]}"#, 415, Cd("bad_content_type")),
+            row(
+                M::POST,
+                "/db/_bulk_docs",
+                r#"{"docs":[{}]}"#,
+                415,
+                Cd("bad_content_type"),
+            ),
             "text/plain",
         ),
         typed(
-            row(M::POST, "/db/_all_docs", r#"{"keys":[]}"#, 415, Cd("bad_content_type")),
+            row(
+                M::POST,
+                "/db/_all_docs",
+                r#"{"keys":[]}"#,
+                415,
+                Cd("bad_content_type"),
+            ),
             "application/x-www-form-urlencoded",
         ),
         typed(

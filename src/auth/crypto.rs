@@ -322,7 +322,11 @@ mod tests {
     fn stored_iterations_are_bounded() {
         let mut fields = PasswordHash::new("pw", 1000).to_fields();
         assert!(PasswordHash::from_fields(&fields).is_some());
-        for bad in [0u64, u64::from(MAX_PBKDF2_ITERATIONS) + 1, u64::from(u32::MAX)] {
+        for bad in [
+            0u64,
+            u64::from(MAX_PBKDF2_ITERATIONS) + 1,
+            u64::from(u32::MAX),
+        ] {
             fields["iterations"] = json!(bad);
             assert_eq!(PasswordHash::from_fields(&fields), None, "{bad}");
         }

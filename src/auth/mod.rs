@@ -170,12 +170,7 @@ pub struct Auth {
     /// One PBKDF2 run per credentials at a time: concurrent requests with the same credentials
     /// wait for the first and then find it in `verified`, instead of all hashing at once.
     hashing: Mutex<HashMap<Vec<u8>, Arc<tokio::sync::Mutex<()>>>>,
-    /// API tokens verified in the last minute, by a keyed digest of the token.
-    tokens: Mutex<HashMap<Vec<u8>, (tokens::TokenScope, u64)>>,
 }
-
-/// How long a verified API token is trusted without reading the store again.
-const TOKEN_CACHE_SECS: u64 = 60;
 
 const VERIFIED_FOR_SECS: u64 = 300;
 
@@ -213,7 +208,6 @@ impl Auth {
             config,
             verified: Mutex::new(HashMap::new()),
             hashing: Mutex::new(HashMap::new()),
-            tokens: Mutex::new(HashMap::new()),
         }
     }
 
@@ -225,7 +219,7 @@ impl Auth {
         !self.admins.is_empty()
     }
 
-    fn now(&self) -> u64 {
+    pub fn now(&self) -> u64 {
         self.clock.now_secs()
     }
 
@@ -332,36 +326,6 @@ impl Auth {
             },
         );
         Ok(Some(user))
-    }
-
-    /// The scope of an API token, from a one-minute cache or the store.
-    pub async fn verify_token(
-        &self,
-        store: &dyn couchkv_adapters::Store,
-        system_ns: &str,
-        token: &str,
-    ) -> std::result::Result<Option<tokens::TokenScope>, couchkv_adapters::StoreError> {
-        let key = crypto::credential_digest(&self.secret, "api-token", token);
-        let now = self.now();
-        if let Some((scope, until)) = self
-            .tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            if *until > now {
-                return Ok(Some(scope.clone()));
-            }
-        }
-        let scope = tokens::verify(store, system_ns, token).await?;
-        if let Some(s) = &scope {
-            let mut cache = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
-            if cache.len() > 10_000 {
-                cache.retain(|_, (_, until)| *until > now);
-            }
-            cache.insert(key, (s.clone(), now + TOKEN_CACHE_SECS));
-        }
-        Ok(scope)
     }
 
     /// The salt that keys `name`'s session cookies: the password hash's salt, so a new

@@ -124,7 +124,12 @@ impl Throttle {
 
     /// Runs `work` (the password check, `true` when it matched) as one throttled attempt for
     /// `name` from `addr`: held back as the module says, and counted.
-    pub async fn attempt<F, Fut>(&self, name: &str, addr: Option<IpAddr>, work: F) -> (bool, Attempt)
+    pub async fn attempt<F, Fut>(
+        &self,
+        name: &str,
+        addr: Option<IpAddr>,
+        work: F,
+    ) -> (bool, Attempt)
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = bool>,
@@ -270,7 +275,11 @@ mod tests {
         // They did not race past the counter: one ran at once, the others waited, in turn,
         // at least 100+200+400+800+1600+3200+5000 ms (virtual time).
         assert_eq!(delays.iter().filter(|d| d.is_zero()).count(), 1);
-        assert!(started.elapsed() >= Duration::from_millis(11_300), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_millis(11_300),
+            "{:?}",
+            started.elapsed()
+        );
         assert!(t.state.lock().unwrap().in_flight.is_empty());
         assert!(t.suspect_addr.map.lock().unwrap().is_empty());
         assert!(t.per_name.map.lock().unwrap().is_empty());

@@ -1,10 +1,12 @@
 //! API tokens for the KV API: `ckv_<id>_<secret>`, scoped to namespaces (or all of them) and to
-//! read or write. The store keeps the id, the scope and a SHA-256 of the secret (the secret is
-//! 32 random bytes, so a plain hash is enough); the token is shown once, when it is made.
+//! read or write, optionally expiring. The store keeps the id, the scope and a SHA-256 of the
+//! secret (the secret is 32 random bytes, so a plain hash is enough); the token is shown once,
+//! when it is made. Tokens are listed without secrets and revoked by id; every request reads
+//! the token's record, so a revocation holds at once on every node.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use couchkv_adapters::{Store, StoreError};
+use couchkv_adapters::{ListOptions, Store, StoreError};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -21,9 +23,25 @@ pub struct TokenScope {
     /// The namespaces it reaches; empty for all of them.
     pub namespaces: Vec<String>,
     pub write: bool,
+    /// Seconds since the epoch it stops working at, if ever.
+    pub expires: Option<u64>,
+    /// Seconds since the epoch it was made at.
+    pub created: u64,
 }
 
 impl TokenScope {
+    /// What a listing shows of a token: everything but its secret (which is not stored).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "namespaces": self.namespaces,
+            "write": self.write,
+            "created": self.created,
+            "expires": self.expires,
+        })
+    }
+
     pub fn reaches(&self, ns: &str) -> bool {
         self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == ns)
     }
@@ -33,20 +51,32 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Makes a token and returns it (the only time its secret exists outside the client).
+/// What a new token may do.
+#[derive(Debug, Clone, Default)]
+pub struct NewToken {
+    pub name: String,
+    pub namespaces: Vec<String>,
+    pub write: bool,
+    /// Seconds since the epoch it stops working at.
+    pub expires: Option<u64>,
+}
+
+/// Makes a token and returns it (the only time its secret exists outside the client). `now`
+/// is in seconds since the epoch.
 pub async fn create(
     store: &dyn Store,
     system_ns: &str,
-    name: &str,
-    namespaces: Vec<String>,
-    write: bool,
+    new: &NewToken,
+    now: u64,
 ) -> Result<String, StoreError> {
     let id = hex(&random_bytes::<8>());
     let secret = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
     let record = json!({
-        "name": name,
-        "namespaces": namespaces,
-        "write": write,
+        "name": new.name,
+        "namespaces": new.namespaces,
+        "write": new.write,
+        "created": now,
+        "expires": new.expires,
         "sha256": hex(&Sha256::digest(secret.as_bytes())),
     });
     let key = format!("{PREFIX}{id}");
@@ -57,16 +87,39 @@ pub async fn create(
     Ok(format!("ckv_{id}_{secret}"))
 }
 
-/// The scope of a valid token; `None` for anything else.
+fn valid_id(id: &str) -> bool {
+    id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn scope_of(id: &str, v: &Value) -> TokenScope {
+    TokenScope {
+        id: id.to_owned(),
+        name: v["name"].as_str().unwrap_or_default().to_owned(),
+        namespaces: v["namespaces"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        write: v["write"].as_bool().unwrap_or(false),
+        expires: v["expires"].as_u64(),
+        created: v["created"].as_u64().unwrap_or(0),
+    }
+}
+
+/// The scope of a valid, unexpired token at `now` (seconds); `None` for anything else.
 pub async fn verify(
     store: &dyn Store,
     system_ns: &str,
     token: &str,
+    now: u64,
 ) -> Result<Option<TokenScope>, StoreError> {
     let Some((id, secret)) = token.strip_prefix("ckv_").and_then(|t| t.split_once('_')) else {
         return Ok(None);
     };
-    if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !valid_id(id) {
         return Ok(None);
     }
     let Some(rec) = store.get(system_ns, &format!("{PREFIX}{id}")).await? else {
@@ -87,19 +140,62 @@ pub async fn verify(
     if !same {
         return Ok(None);
     }
-    Ok(Some(TokenScope {
-        id: id.to_owned(),
-        name: v["name"].as_str().unwrap_or_default().to_owned(),
-        namespaces: v["namespaces"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|n| n.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        write: v["write"].as_bool().unwrap_or(false),
-    }))
+    let scope = scope_of(id, &v);
+    if scope.expires.is_some_and(|e| e <= now) {
+        return Ok(None);
+    }
+    Ok(Some(scope))
+}
+
+/// Every token, by id, without secrets.
+pub async fn list(store: &dyn Store, system_ns: &str) -> Result<Vec<TokenScope>, StoreError> {
+    let mut out = Vec::new();
+    let mut opts = ListOptions {
+        prefix: PREFIX.to_owned(),
+        values: true,
+        ..ListOptions::default()
+    };
+    loop {
+        let page = match store.list(system_ns, &opts).await {
+            Ok(page) => page,
+            // No system namespace yet: no token was ever made.
+            Err(StoreError::NamespaceNotFound(_)) => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for e in &page.entries {
+            let id = e.key.trim_start_matches(PREFIX);
+            if let Some(v) = e
+                .value
+                .as_ref()
+                .and_then(|b| serde_json::from_slice::<Value>(b).ok())
+            {
+                out.push(scope_of(id, &v));
+            }
+        }
+        match page.entries.last() {
+            Some(last) if page.more => {
+                opts.start = std::ops::Bound::Excluded(last.key.clone());
+            }
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Revokes a token by id; `false` when there is no such token.
+pub async fn revoke(store: &dyn Store, system_ns: &str, id: &str) -> Result<bool, StoreError> {
+    if !valid_id(id) {
+        return Ok(false);
+    }
+    let key = format!("{PREFIX}{id}");
+    match store.get(system_ns, &key).await {
+        Ok(Some(_)) => {}
+        Ok(None) | Err(StoreError::NamespaceNotFound(_)) => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    store
+        .batch(system_ns, couchkv_adapters::Batch::new().delete(key))
+        .await?;
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -111,10 +207,14 @@ mod tests {
     async fn create_and_verify() {
         let store = MemoryStore::new();
         store.create_namespace("sys", "sys").await.unwrap();
-        let t = create(&store, "sys", "ci", vec!["ns1".into()], true)
-            .await
-            .unwrap();
-        let scope = verify(&store, "sys", &t).await.unwrap().unwrap();
+        let new = NewToken {
+            name: "ci".into(),
+            namespaces: vec!["ns1".into()],
+            write: true,
+            expires: Some(2_000),
+        };
+        let t = create(&store, "sys", &new, 1_000).await.unwrap();
+        let scope = verify(&store, "sys", &t, 1_000).await.unwrap().unwrap();
         assert_eq!((scope.name.as_str(), scope.write), ("ci", true));
         assert!(scope.reaches("ns1") && !scope.reaches("ns2"));
         // A changed secret, a changed id, garbage: nothing.
@@ -125,7 +225,11 @@ mod tests {
             "nope".into(),
             String::new(),
         ] {
-            assert_eq!(verify(&store, "sys", &bad).await.unwrap(), None, "{bad}");
+            assert_eq!(
+                verify(&store, "sys", &bad, 1_000).await.unwrap(),
+                None,
+                "{bad}"
+            );
         }
         // Only the hash is stored.
         let rec = store
@@ -135,5 +239,14 @@ mod tests {
             .unwrap();
         let secret = t.rsplit_once('_').unwrap().1;
         assert!(!String::from_utf8_lossy(&rec.value).contains(secret));
+        // It expires, is listed without its secret, and is gone once revoked.
+        assert_eq!(verify(&store, "sys", &t, 2_000).await.unwrap(), None);
+        let listed = list(&store, "sys").await.unwrap();
+        assert_eq!(listed, vec![scope.clone()]);
+        assert!(!listed[0].to_json().to_string().contains(secret));
+        assert!(revoke(&store, "sys", &scope.id).await.unwrap());
+        assert!(!revoke(&store, "sys", &scope.id).await.unwrap());
+        assert_eq!(verify(&store, "sys", &t, 1_000).await.unwrap(), None);
+        assert!(list(&store, "sys").await.unwrap().is_empty());
     }
 }

@@ -598,9 +598,8 @@ impl Db {
                     meta,
                 )
                 .await?;
-            let rev = new_rev(parent.as_ref(), inc.deleted, &rev_body, &digests).ok_or_else(
-                || CouchError::bad_request("The revision position is at its limit"),
-            )?;
+            let rev = new_rev(parent.as_ref(), inc.deleted, &rev_body, &digests)
+                .ok_or_else(|| CouchError::bad_request("The revision position is at its limit"))?;
             if meta.tree.contains(&rev) {
                 // The same edit again (same parent, same content): CouchDB calls it a conflict.
                 return Err(CouchError::conflict());
@@ -749,9 +748,14 @@ impl Db {
         if let Some(p) = path {
             // Only leaves have stored bodies (and this request's own staged ones): looking up
             // every revision of a long path would cost a read each.
-            sources.extend(p.iter().filter(|r| {
-                meta.tree.is_leaf(r) || staging.bodies.contains_key(&(id.to_owned(), (*r).clone()))
-            }).cloned());
+            sources.extend(
+                p.iter()
+                    .filter(|r| {
+                        meta.tree.is_leaf(r)
+                            || staging.bodies.contains_key(&(id.to_owned(), (*r).clone()))
+                    })
+                    .cloned(),
+            );
         }
         sources.extend(meta.tree.leaves().into_iter().map(|(r, _)| r));
         let mut out = Map::new();

@@ -97,8 +97,7 @@ impl Revisions {
     /// The path it names, newest first, at most `limit` revisions (older ones are what stemming
     /// would forget anyway); `None` when it is malformed.
     pub fn path(&self, limit: usize) -> Option<Vec<Rev>> {
-        if self.ids.is_empty() || (self.ids.len() as u64) > self.start || self.start > MAX_REV_POS
-        {
+        if self.ids.is_empty() || (self.ids.len() as u64) > self.start || self.start > MAX_REV_POS {
             return None;
         }
         self.ids
@@ -576,7 +575,10 @@ mod tests {
         assert_eq!(Rev::parse("18446744073709551615-aa"), None);
         assert_eq!(Rev::parse(&format!("{}-aa", MAX_REV_POS + 1)), None);
         let top = Rev::parse(&format!("{MAX_REV_POS}-aa")).unwrap();
-        assert_eq!(new_rev(Some(&top), false, &serde_json::json!({}), &[]), None);
+        assert_eq!(
+            new_rev(Some(&top), false, &serde_json::json!({}), &[]),
+            None
+        );
         let below = Rev::parse(&format!("{}-aa", MAX_REV_POS - 1)).unwrap();
         assert_eq!(
             new_rev(Some(&below), false, &serde_json::json!({}), &[]).map(|r| r.pos),

@@ -143,6 +143,7 @@ async fn kv_token_allows(
         state.kv.store().as_ref(),
         crate::server::SYSTEM_NAMESPACE,
         token,
+        state.auth.now(),
     )
     .await
     .map_err(|e| ApiError::new(500, 10001, e.to_string()))?

@@ -140,9 +140,9 @@ async fn changes(
     let asked_heartbeat = match p.get("heartbeat") {
         None => None,
         Some("true") => Some(DEFAULT_TIMEOUT),
-        Some(_) => Some(
-            Duration::from_millis(p.number("heartbeat")?.unwrap_or(0)).max(MIN_HEARTBEAT),
-        ),
+        Some(_) => {
+            Some(Duration::from_millis(p.number("heartbeat")?.unwrap_or(0)).max(MIN_HEARTBEAT))
+        }
     };
     // An event stream beats every 10 s by default (browsers and proxies drop silent streams),
     // and still ends at the timeout unless a heartbeat was asked for.

@@ -14,8 +14,8 @@ use super::error::{CouchPath, JsonBody, Params, RawBody};
 use super::stream::{json_pages, Step};
 use super::AppState;
 use crate::auth::{deny, Session, USERS_DB};
-use crate::couch::revs::Rev;
 use crate::couch::limits::{self, ListKind};
+use crate::couch::revs::Rev;
 use crate::couch::{
     AllDocsCursor, AllDocsOptions, BulkGetItem, CouchError, Db, DocOptions, OpenRevs, WriteResult,
     ALL_DOCS_PAGE,
@@ -395,10 +395,7 @@ async fn revs_diff(
         return Err(CouchError::bad_request("_revs_diff takes a JSON object"));
     };
     limits::check(ListKind::RevsDiffIds, req.len())?;
-    let revs: usize = req
-        .values()
-        .map(|v| v.as_array().map_or(0, Vec::len))
-        .sum();
+    let revs: usize = req.values().map(|v| v.as_array().map_or(0, Vec::len)).sum();
     limits::check(ListKind::RevsDiffRevs, revs)?;
     Ok(Json(Value::Object(db.revs_diff(&req).await?)))
 }
@@ -716,17 +713,16 @@ async fn read_att(
 async fn write_att(
     state: &AppState,
     session: &Session,
-    name: &str,
-    id: &str,
-    att: &str,
+    d: &DocPath,
     p: &Params,
     headers: &HeaderMap,
     data: Option<bytes::Bytes>,
 ) -> Result<Response> {
+    let (name, id, att) = (&d.db, &d.id, d.att()?);
     let db = db(state, name).await?;
     state
         .auth
-        .authorize_doc_writes(&session.user, name, std::iter::once(id))
+        .authorize_doc_writes(&session.user, name, std::iter::once(id.as_str()))
         .await?;
     let rev = rev_param(p, None, headers)?;
     let content_type = headers
@@ -760,7 +756,7 @@ async fn att_put(
     headers: HeaderMap,
     RawBody(data): RawBody,
 ) -> Result<Response> {
-    write_att(&s, &session, &d.db, &d.id, d.att()?, &p, &headers, Some(data)).await
+    write_att(&s, &session, &d, &p, &headers, Some(data)).await
 }
 
 async fn att_delete(
@@ -770,7 +766,7 @@ async fn att_delete(
     p: Params,
     headers: HeaderMap,
 ) -> Result<Response> {
-    write_att(&s, &session, &d.db, &d.id, d.att()?, &p, &headers, None).await
+    write_att(&s, &session, &d, &p, &headers, None).await
 }
 
 // ---- _local ----

@@ -43,12 +43,36 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{BASE}/{{ns}}/bulk/delete"), post(bulk_delete))
         .route(&format!("{BASE}/{{ns}}/bulk/get"), post(bulk_get))
         .route(&format!("{BASE}/{{ns}}/watch"), get(watch))
-        .route("/_couchkv/tokens", post(create_token))
+        .route("/_couchkv/tokens", post(create_token).get(list_tokens))
+        .route("/_couchkv/tokens/{id}", axum::routing::delete(revoke_token))
         .route("/client/v4/{*rest}", axum::routing::any(no_route))
 }
 
-/// `POST /_couchkv/tokens` (server admins): `{name, namespaces?: [id], write: bool}` →
-/// `{token}`, shown this once.
+/// `GET /_couchkv/tokens` (server admins): every token's id, name, scope, creation and
+/// expiry; never a secret.
+async fn list_tokens(State(s): State<AppState>) -> Result<Response> {
+    let tokens = crate::auth::tokens::list(s.kv.store().as_ref(), crate::server::SYSTEM_NAMESPACE)
+        .await
+        .map_err(|e| ApiError::new(500, 10001, e.to_string()))?;
+    Ok(ok(Value::Array(
+        tokens.iter().map(|t| t.to_json()).collect(),
+    )))
+}
+
+/// `DELETE /_couchkv/tokens/{id}` (server admins): the token stops working at once.
+async fn revoke_token(State(s): State<AppState>, KvPath(id): KvPath<String>) -> Result<Response> {
+    let found =
+        crate::auth::tokens::revoke(s.kv.store().as_ref(), crate::server::SYSTEM_NAMESPACE, &id)
+            .await
+            .map_err(|e| ApiError::new(500, 10001, e.to_string()))?;
+    if !found {
+        return Err(ApiError::new(404, 10000, "token not found"));
+    }
+    Ok(ok(json!({"id": id})))
+}
+
+/// `POST /_couchkv/tokens` (server admins): `{name, namespaces?: [id], write: bool,
+/// expires_in?: seconds}` → `{token}`, shown this once.
 async fn create_token(State(s): State<AppState>, KvBody(body): KvBody) -> Result<Response> {
     let req = json_body(&body)?;
     let name = req["name"]
@@ -68,12 +92,27 @@ async fn create_token(State(s): State<AppState>, KvBody(body): KvBody) -> Result
             ))
         }
     };
+    let now = s.auth.now();
+    let expires = match req.get("expires_in") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|n| *n > 0)
+                .and_then(|n| now.checked_add(n))
+                .ok_or_else(|| ApiError::bad("expires_in must be a positive number of seconds"))?,
+        ),
+    };
+    let new = crate::auth::tokens::NewToken {
+        name: name.to_owned(),
+        namespaces,
+        write,
+        expires,
+    };
     let token = crate::auth::tokens::create(
         s.kv.store().as_ref(),
         crate::server::SYSTEM_NAMESPACE,
-        name,
-        namespaces,
-        write,
+        &new,
+        now,
     )
     .await
     .map_err(|e| ApiError::new(500, 10001, e.to_string()))?;
@@ -190,7 +229,17 @@ fn namespace_json(id: &str, title: &str) -> Value {
 }
 
 fn json_body(body: &[u8]) -> Result<Value> {
-    serde_json::from_slice(body)
+    super::error::parse_bounded(body)
+        .ok_or_else(|| {
+            ApiError::new(
+                413,
+                10000,
+                format!(
+                    "the JSON body has more than {} structural tokens",
+                    super::error::MAX_JSON_NODES
+                ),
+            )
+        })?
         .map_err(|e| ApiError::bad(format!("Could not parse request body: {e}")))
 }
 
@@ -504,7 +553,7 @@ async fn bulk_delete(
     KvBody(body): KvBody,
 ) -> Result<Response> {
     check_visible(&ns)?;
-    let keys: Vec<String> = serde_json::from_slice(&body)
+    let keys: Vec<String> = serde_json::from_value(json_body(&body)?)
         .map_err(|_| ApiError::bad("The request body must be an array of key names"))?;
     let n = s.kv.namespace(&ns).bulk_delete(keys).await?;
     Ok(bulk_result(n))

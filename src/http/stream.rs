@@ -74,7 +74,10 @@ where
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "a streamed answer was cut off");
-                    Some((Err(std::io::Error::other(e.to_string())), (State::Done, next)))
+                    Some((
+                        Err(std::io::Error::other(e.to_string())),
+                        (State::Done, next),
+                    ))
                 }
             },
         }

@@ -3,6 +3,8 @@
 // Each test binary uses part of this module.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::sync::Arc;
 use std::time::Duration;
 
