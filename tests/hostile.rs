@@ -237,6 +237,13 @@ async fn every_route_refuses_hostile_input_cleanly() {
             400,
             Cd("bad_request"),
         ),
+        row(
+            M::POST,
+            "/db/_bulk_docs",
+            format!(r#"{{"docs":[{{"v":{}}}]}}"#, many(260_000, "[]")),
+            413,
+            Cd("too_large"),
+        ),
         // Server-level routes.
         row(M::GET, "/_uuids?count=-1", "", 400, Cd("bad_request")),
         row(M::GET, "/_uuids?count=abc", "", 400, Cd("bad_request")),
