@@ -355,17 +355,44 @@ async fn bad_input_gets_couchdb_errors_and_writes_nothing() {
     let (status, v) = s.put("/db/huge", &huge).await;
     assert_eq!((status.as_u16(), error_of(&v).0), (413, "too_large"));
     assert_eq!(s.get("/db/huge").await.0, StatusCode::NOT_FOUND);
-    // A bulk write with one bad document writes the good ones and reports the bad one.
+    // A bulk write with a document that is wrong in itself is refused whole, as CouchDB
+    // refuses it (an invalid id, a bad `_rev`, an unknown special field, new_edits=false
+    // without a revision); a conflict is only its document's row.
+    for (bad, error) in [
+        (r#"{"_id":"_bad"}"#, "bad_request"),
+        (r#"{"_id":"x","_rev":"nope"}"#, "bad_request"),
+        (r#"{"_id":"x","_zing":1}"#, "doc_validation"),
+        (
+            r#"{"_id":"x","_attachments":{"_a":{"data":""}}}"#,
+            "bad_request",
+        ),
+    ] {
+        let (status, v) = s
+            .post(
+                "/db/_bulk_docs",
+                &format!(r#"{{"docs":[{{"_id":"ok1"}},{bad}]}}"#),
+            )
+            .await;
+        assert_eq!((status.as_u16(), error_of(&v).0), (400, error), "{bad}");
+    }
+    let (status, v) = s
+        .post(
+            "/db/_bulk_docs",
+            r#"{"new_edits":false,"docs":[{"_id":"ok1"}]}"#,
+        )
+        .await;
+    assert_eq!((status.as_u16(), error_of(&v).0), (400, "bad_request"));
+    assert_eq!(s.get("/db/ok1").await.0, StatusCode::NOT_FOUND);
     let (status, rows) = s
         .post(
             "/db/_bulk_docs",
-            r#"{"docs":[{"_id":"ok1"},{"_id":"doc","v":9},{"_id":"_bad"}]}"#,
+            r#"{"docs":[{"_id":"ok1"},{"_id":"doc","v":9},{"_id":"f","_rev":"3-totally_fake_rev"}]}"#,
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(rows[0]["ok"], true);
     assert_eq!(rows[1]["error"], "conflict");
-    assert_eq!(rows[2]["error"], "bad_request");
+    assert_eq!(rows[2]["error"], "conflict");
 }
 
 #[tokio::test]

@@ -17,6 +17,16 @@ use super::DEFAULT_REVS_LIMIT;
 use crate::clock::IdSource;
 use crate::level::{BatchOp, KeyStream, LevelDb, RangeOptions};
 
+/// Fields starting with `_` that CouchDB keeps in a document's body as they are (the
+/// replicator's bookkeeping).
+const KEPT_SPECIAL: &[&str] = &[
+    "_replication_id",
+    "_replication_state",
+    "_replication_state_time",
+    "_replication_state_reason",
+    "_replication_stats",
+];
+
 /// Fields a document may carry that start with `_`.
 const SPECIAL: &[&str] = &[
     "_id",
@@ -146,6 +156,10 @@ pub struct AllDocsOptions {
     pub skip: usize,
     pub include_docs: bool,
     pub conflicts: bool,
+    /// Inline attachments' data in included documents.
+    pub attachments: bool,
+    /// Say the database's `update_seq` too.
+    pub update_seq: bool,
     pub keys: Option<Vec<String>>,
 }
 
@@ -182,6 +196,8 @@ pub struct ChangesOptions {
     /// `style=all_docs`: every leaf, not just the winner.
     pub all_docs: bool,
     pub conflicts: bool,
+    /// Inline attachments' data in included documents.
+    pub attachments: bool,
     pub doc_ids: Option<HashSet<String>>,
     /// Rows with a sequence below this one (paging a descending feed).
     pub before: Option<u64>,
@@ -295,24 +311,100 @@ struct Incoming {
 /// Checks a document as a write would, without writing: the special fields, the id, `_rev`,
 /// `_revisions` and `_attachments` (what the fuzz target `document` drives).
 pub fn check_document(doc: Value) -> Result<()> {
-    let inc = take_incoming(doc, || "generated".to_owned())?;
-    if !inc.id.starts_with("_local/") {
-        inc.rev()?;
-    }
-    Ok(())
+    validate_document(&doc, true)
 }
 
-fn take_incoming(doc: Value, generated_id: impl FnOnce() -> String) -> Result<Incoming> {
-    let Value::Object(mut map) = doc else {
+/// Everything about a document that can be known wrong without the database: a request with
+/// one such document is refused whole, as CouchDB refuses it, before anything is written.
+pub fn validate_document(doc: &Value, new_edits: bool) -> Result<()> {
+    let Value::Object(map) = doc else {
         return Err(CouchError::bad_request("Document must be a JSON object"));
     };
     for k in map.keys() {
-        if k.starts_with('_') && !SPECIAL.contains(&k.as_str()) {
+        if k.starts_with('_')
+            && !SPECIAL.contains(&k.as_str())
+            && !KEPT_SPECIAL.contains(&k.as_str())
+        {
             return Err(CouchError::doc_validation(format!(
                 "Bad special document member: {k}"
             )));
         }
     }
+    let id = match map.get("_id") {
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => return Err(CouchError::bad_request("Document id must be a string")),
+        None => None,
+    };
+    let local = id.is_some_and(|i| i.starts_with("_local/"));
+    if let Some(id) = id.filter(|_| !local) {
+        check_doc_id(id)?;
+    }
+    let has_rev = match map.get("_rev") {
+        Some(Value::String(s)) if !local => {
+            Rev::parse(s).ok_or_else(|| CouchError::bad_request("Invalid rev format"))?;
+            true
+        }
+        Some(Value::String(_)) => true,
+        Some(Value::Null) | None => false,
+        Some(_) => return Err(CouchError::bad_request("Invalid rev format")),
+    };
+    if !matches!(
+        map.get("_deleted"),
+        None | Some(Value::Null | Value::Bool(_))
+    ) {
+        return Err(CouchError::bad_request("_deleted must be a boolean"));
+    }
+    let has_revisions = match map.get("_revisions") {
+        Some(v) => {
+            Revisions::deserialize(v)
+                .ok()
+                .and_then(|r| r.path(DEFAULT_REVS_LIMIT))
+                .ok_or_else(|| CouchError::bad_request("Invalid _revisions"))?;
+            true
+        }
+        None => false,
+    };
+    match map.get("_attachments") {
+        Some(Value::Object(atts)) => {
+            for (name, att) in atts {
+                check_attachment_name(name)?;
+                if !att.is_object() {
+                    return Err(CouchError::bad_request(format!(
+                        "attachment {name:?} must be an object"
+                    )));
+                }
+            }
+        }
+        Some(Value::Null) | None => {}
+        Some(_) => return Err(CouchError::bad_request("_attachments must be an object")),
+    }
+    if !new_edits && !local && !has_rev && !has_revisions {
+        return Err(CouchError::bad_request(
+            "new_edits=false needs _rev or _revisions",
+        ));
+    }
+    Ok(())
+}
+
+/// CouchDB's rule for attachment names: not empty, not starting with `_`.
+pub fn check_attachment_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.starts_with('_') {
+        return Err(CouchError::bad_request(
+            "Attachment name can't start with '_'",
+        ));
+    }
+    Ok(())
+}
+
+fn take_incoming(
+    doc: Value,
+    new_edits: bool,
+    generated_id: impl FnOnce() -> String,
+) -> Result<Incoming> {
+    validate_document(&doc, new_edits)?;
+    let Value::Object(mut map) = doc else {
+        return Err(CouchError::bad_request("Document must be a JSON object"));
+    };
     let id = match map.remove("_id") {
         Some(Value::String(s)) => s,
         Some(_) => return Err(CouchError::bad_request("Document id must be a string")),
@@ -537,7 +629,7 @@ impl Db {
         counters: &mut Counters,
     ) -> Result<WriteResult> {
         let ids = self.inner.ids.clone();
-        let inc = take_incoming(doc, || ids.new_id())?;
+        let inc = take_incoming(doc, new_edits, || ids.new_id())?;
         if let Some(local) = inc.id.strip_prefix("_local/") {
             // Local documents have no revision tree and no sequence.
             let rev = self
@@ -624,12 +716,11 @@ impl Db {
                     ))
                 }
             };
-            if let (Some(r), Some(first)) = (&inc_rev, path.first()) {
-                if r != first {
-                    return Err(CouchError::bad_request("_rev and _revisions disagree"));
-                }
-            }
-            let leaf = path[0].clone();
+            // When `_rev` and `_revisions` disagree, `_revisions` is the history (as CouchDB
+            // takes it; PouchDB's replicator sends such documents).
+            let Some(leaf) = path.first().cloned() else {
+                return Err(CouchError::bad_request("Invalid _revisions"));
+            };
             if meta.tree.contains(&leaf) {
                 // Already here: nothing to write, as CouchDB.
                 return Ok(WriteResult::Ok {
@@ -799,7 +890,7 @@ impl Db {
                     att_key(id, &digest),
                     Bytes::from(data.clone()),
                 ));
-                json!({"content_type": content_type, "digest": digest, "length": data.len(), "revpos": revpos, "stub": true})
+                json!({"content_type": content_type, "revpos": revpos, "digest": digest, "length": data.len(), "stub": true})
             } else if att.get("follows").and_then(Value::as_bool) == Some(true) {
                 return Err(CouchError::bad_request(
                     "attachments that follow in multipart bodies are not supported; send them inline as base64",
@@ -973,7 +1064,18 @@ impl Db {
                 if !meta.tree.contains(r) {
                     return Err(CouchError::missing());
                 }
-                r.clone()
+                if opts.latest && !meta.tree.is_leaf(r) {
+                    // The best leaf that descends from it, by CouchDB's winning rule.
+                    meta.tree
+                        .leaves_under(r)
+                        .into_iter()
+                        .map(|l| (meta.tree.is_deleted(&l) == Some(false), l))
+                        .max_by(|(la, a), (lb, b)| (la, a.pos, &a.hash).cmp(&(lb, b.pos, &b.hash)))
+                        .map(|(_, l)| l)
+                        .unwrap_or_else(|| r.clone())
+                } else {
+                    r.clone()
+                }
             }
             None => {
                 let (w, deleted) = meta.tree.winner().ok_or_else(CouchError::missing)?;
@@ -1163,6 +1265,7 @@ impl Db {
         self.check_live()?;
         let doc_opts = DocOptions {
             conflicts: opts.conflicts,
+            attachments: opts.attachments,
             ..DocOptions::default()
         };
         let mut page = AllDocsPage {
@@ -1298,6 +1401,7 @@ impl Db {
         let mut last_seq = opts.since;
         let doc_opts = DocOptions {
             conflicts: opts.conflicts,
+            attachments: opts.attachments,
             ..DocOptions::default()
         };
         while let Some((k, raw)) = it.next().await? {
@@ -1318,15 +1422,17 @@ impl Db {
             let winner = row["rev"].as_str().unwrap_or_default().to_owned();
             let mut changes = vec![json!({"rev": winner})];
             if opts.all_docs {
-                if let Some(leaves) = row["leaves"].as_array() {
-                    for l in leaves {
-                        if let Some(r) = l[0].as_str() {
-                            if r != winner {
-                                changes.push(json!({"rev": r}));
-                            }
-                        }
-                    }
-                }
+                // CouchDB's order: the winner, then the other leaves newest first.
+                let mut others: Vec<Rev> = row["leaves"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|l| l[0].as_str())
+                    .filter(|r| *r != winner)
+                    .filter_map(Rev::parse)
+                    .collect();
+                others.sort_by(|a, b| b.cmp(a));
+                changes.extend(others.iter().map(|r| json!({"rev": r.to_string()})));
             }
             let mut out = json!({"seq": seq, "id": id, "changes": changes});
             let deleted = row["deleted"].as_bool().unwrap_or(false);
@@ -1404,6 +1510,7 @@ impl Db {
         data: Option<(String, Bytes)>,
     ) -> Result<WriteResult> {
         check_doc_id(id)?;
+        check_attachment_name(name)?;
         let mut doc = match &rev {
             Some(r) => {
                 let meta = self.meta(id).await?.ok_or_else(CouchError::conflict)?;
@@ -1483,8 +1590,11 @@ impl Db {
     }
 
     /// Writes (or, with `deleted`, removes) a local document; returns its new `0-N` revision.
-    pub async fn put_local(&self, id: &str, doc: Value) -> Result<String> {
-        let inc = take_incoming(doc, String::new)?;
+    pub async fn put_local(&self, id: &str, mut doc: Value) -> Result<String> {
+        if let Value::Object(map) = &mut doc {
+            map.insert("_id".into(), Value::String(format!("_local/{id}")));
+        }
+        let inc = take_incoming(doc, true, String::new)?;
         let _w = self.inner.writer.lock().await;
         self.check_live()?;
         // Guarded by the document itself: a node that wrote it in between makes this one

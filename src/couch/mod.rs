@@ -31,9 +31,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 pub use db::{
-    check_document, AllDocsCursor, AllDocsOptions, AllDocsPage, AttachmentData, BulkGetItem,
-    ChangesOptions, ChangesPage, Db, DbInfo, DocOptions, OpenRevs, WriteResult, ALL_DOCS_PAGE,
-    MAX_LEAVES,
+    check_attachment_name, check_document, validate_document, AllDocsCursor, AllDocsOptions,
+    AllDocsPage, AttachmentData, BulkGetItem, ChangesOptions, ChangesPage, Db, DbInfo, DocOptions,
+    OpenRevs, WriteResult, ALL_DOCS_PAGE, MAX_LEAVES,
 };
 pub use error::{CouchError, Result};
 pub use security::{Security, UserCtx};

@@ -24,8 +24,9 @@ pub struct Rev {
 }
 
 impl Rev {
-    /// Parses `N-hash` with 1 ≤ N ≤ [`MAX_REV_POS`] and a non-empty hash of at most 128 ASCII
-    /// letters and digits.
+    /// Parses `N-hash` with 1 ≤ N ≤ [`MAX_REV_POS`] and a non-empty hash of at most 128
+    /// printable ASCII characters (CouchDB takes any hash; ours are hex, a client's may be
+    /// `totally_fake`, which is then simply a revision nobody has).
     pub fn parse(s: &str) -> Option<Rev> {
         let (pos, hash) = s.split_once('-')?;
         let pos: u64 = pos.parse().ok()?;
@@ -33,7 +34,7 @@ impl Rev {
             || pos > MAX_REV_POS
             || hash.is_empty()
             || hash.len() > 128
-            || !hash.bytes().all(|b| b.is_ascii_alphanumeric())
+            || !hash.bytes().all(|b| b.is_ascii_graphic())
         {
             return None;
         }
@@ -418,6 +419,42 @@ impl RevTree {
     }
 }
 
+/// JSON with every object's keys in byte order, compact: the same bytes for the same document
+/// whatever order its fields came in.
+pub fn write_canonical(v: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                // Writing a string to a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut *out, k);
+                out.push(b':');
+                write_canonical(v, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => {
+            let _ = serde_json::to_writer(&mut *out, scalar);
+        }
+    }
+}
+
 /// The id of a new edit, deterministic as CouchDB's: the MD5 of what the edit is (deleted flag,
 /// the revision it edits, the body as canonical JSON, the attachments' digests), so the same edit
 /// made twice gets the same id. `None` when the parent is at [`MAX_REV_POS`].
@@ -437,8 +474,10 @@ pub fn new_rev(
         h.update(p.to_string().as_bytes());
     }
     h.update([0]);
-    // serde_json writes object keys in sorted order (no preserve_order feature): canonical.
-    h.update(body.to_string().as_bytes());
+    // Documents keep their fields in the order written; the hash sees them sorted.
+    let mut canonical = Vec::new();
+    write_canonical(body, &mut canonical);
+    h.update(&canonical);
     for d in attachment_digests {
         h.update([0]);
         h.update(d.as_bytes());
@@ -465,7 +504,8 @@ mod tests {
     #[test]
     fn parse_and_print() {
         assert_eq!(r("3-abc").to_string(), "3-abc");
-        for bad in ["", "3", "0-a", "-a", "x-a", "3-", "3-a b", "3-ä"] {
+        assert_eq!(r("3-totally_fake_rev").hash, "totally_fake_rev");
+        for bad in ["", "3", "0-a", "-a", "x-a", "3-", "3-a b", "3-ä", "3-a\0"] {
             assert_eq!(Rev::parse(bad), None, "{bad:?}");
         }
     }
@@ -561,6 +601,8 @@ mod tests {
         let a = new_rev(None, false, &body, &[]).unwrap();
         let b = new_rev(None, false, &serde_json::json!({"a": [1, 2], "b": 1}), &[]).unwrap();
         assert_eq!(a, b, "key order does not matter");
+        // The same id as before documents kept their field order (sorted keys then).
+        assert_eq!(a.hash, "6218f91fd3daef55092fa53ee3179a28");
         assert_eq!(a.pos, 1);
         assert_eq!(a.hash.len(), 32);
         assert_ne!(Some(a.clone()), new_rev(None, true, &body, &[]));

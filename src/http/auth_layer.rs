@@ -14,7 +14,6 @@ use base64::Engine;
 
 use super::AppState;
 use crate::auth::{Credentials, Need, Session, USERS_DB, USER_PREFIX};
-use crate::couch::CouchError;
 
 /// What a route needs before its handler runs.
 enum Access {
@@ -72,40 +71,34 @@ fn classify(method: &Method, path: &str) -> Access {
     Access::Db(db.clone(), need)
 }
 
-/// The credentials a request carries: Basic, a bearer token, or the `AuthSession` cookie.
-pub fn credentials(headers: &HeaderMap) -> Result<Credentials, CouchError> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let value = value
-            .to_str()
-            .map_err(|_| CouchError::bad_request("Malformed Authorization header"))?;
+/// The credentials a request carries: Basic, a bearer token, or the `AuthSession` cookie. An
+/// `Authorization` header that cannot be parsed is ignored, as CouchDB ignores it: the request
+/// is then anonymous (or carried by its cookie).
+pub fn credentials(headers: &HeaderMap) -> Credentials {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         if let Some(b) = value
             .strip_prefix("Basic ")
             .or_else(|| value.strip_prefix("basic "))
         {
-            let raw = B64
+            let parsed = B64
                 .decode(b.trim())
                 .ok()
-                .and_then(|r| String::from_utf8(r).ok())
-                .ok_or_else(|| CouchError::bad_request("Malformed Basic credentials"))?;
-            let (name, password) = raw
-                .split_once(':')
-                .ok_or_else(|| CouchError::bad_request("Malformed Basic credentials"))?;
-            return Ok(Credentials::Basic {
-                name: name.to_owned(),
-                password: password.to_owned(),
-            });
-        }
-        if let Some(t) = value
+                .and_then(|r| String::from_utf8(r).ok());
+            if let Some((name, password)) = parsed.as_deref().and_then(|r| r.split_once(':')) {
+                return Credentials::Basic {
+                    name: name.to_owned(),
+                    password: password.to_owned(),
+                };
+            }
+        } else if let Some(t) = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
         {
-            return Ok(Credentials::Bearer(t.trim().to_owned()));
+            return Credentials::Bearer(t.trim().to_owned());
         }
-        return Err(CouchError::new(
-            401,
-            "unauthorized",
-            "Unsupported authorization scheme",
-        ));
     }
     for cookie in headers.get_all(header::COOKIE) {
         let Ok(cookie) = cookie.to_str() else {
@@ -114,12 +107,12 @@ pub fn credentials(headers: &HeaderMap) -> Result<Credentials, CouchError> {
         for part in cookie.split(';') {
             if let Some(v) = part.trim().strip_prefix("AuthSession=") {
                 if !v.is_empty() {
-                    return Ok(Credentials::Cookie(v.to_owned()));
+                    return Credentials::Cookie(v.to_owned());
                 }
             }
         }
     }
-    Ok(Credentials::None)
+    Credentials::None
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
@@ -199,10 +192,7 @@ pub async fn authenticate(
             };
         }
     }
-    let creds = match credentials(req.headers()) {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
+    let creds = credentials(req.headers());
     let session = match state.auth.authenticate(creds, Some(peer.ip())).await {
         Ok(s) => s,
         Err(e) => return e.into_response(),

@@ -134,6 +134,7 @@ async fn changes(
         include_docs: p.flag("include_docs")?,
         all_docs: style == "all_docs",
         conflicts: p.flag("conflicts")?,
+        attachments: p.flag("attachments")?,
         doc_ids: doc_ids_filter(&p, body.as_ref())?,
         before: None,
     };

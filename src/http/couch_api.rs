@@ -48,6 +48,10 @@ pub fn routes() -> Router<AppState> {
             "/{db}/_local/{id}",
             get(local_get).put(local_put).delete(local_delete),
         )
+        .route(
+            "/{db}/_local/{id}/{*att}",
+            axum::routing::any(local_attachment),
+        )
         .route("/{db}/_design/{ddoc}", document.clone())
         .route("/{db}/_design/{ddoc}/{*att}", attachment.clone())
         .route("/{db}/{doc}", document)
@@ -291,16 +295,14 @@ async fn bulk_docs(
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
     db(&state, &name).await?;
-    let docs = body
-        .get("docs")
-        .and_then(Value::as_array)
-        .cloned()
-        .ok_or_else(|| CouchError::bad_request("POST body must include `docs` parameter."))?;
+    let missing = || CouchError::bad_request("POST body must include `docs` parameter.");
+    let Value::Object(mut body) = body else {
+        return Err(missing());
+    };
+    let Some(Value::Array(docs)) = body.remove("docs") else {
+        return Err(missing());
+    };
     limits::check(ListKind::BulkDocs, docs.len())?;
-    // As CouchDB: one document that is not an object refuses the whole request.
-    if !docs.iter().all(Value::is_object) {
-        return Err(CouchError::bad_request("Document must be a JSON object"));
-    }
     let new_edits = match body.get("new_edits") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,
@@ -310,6 +312,10 @@ async fn bulk_docs(
             ))
         }
     };
+    // As CouchDB: one document that is wrong in itself refuses the whole request.
+    for doc in &docs {
+        crate::couch::validate_document(doc, new_edits)?;
+    }
     // `_users` takes bulk writes from server admins only (the auth layer saw to that).
     let results = write_docs(&state, &session, &name, docs, new_edits).await?;
     let rows: Vec<Value> = results
@@ -424,6 +430,8 @@ fn all_docs_options(p: &Params, keys: Option<Vec<String>>) -> Result<AllDocsOpti
         skip: p.number("skip")?.unwrap_or(0) as usize,
         include_docs: p.flag("include_docs")?,
         conflicts: p.flag("conflicts")?,
+        attachments: p.flag("attachments")?,
+        update_seq: p.flag("update_seq")?,
         keys,
     };
     if let Some(k) = key {
@@ -435,6 +443,16 @@ fn all_docs_options(p: &Params, keys: Option<Vec<String>>) -> Result<AllDocsOpti
         if let Some(v) = p.json("keys")? {
             opts.keys = Some(string_list(&v, "keys", ListKind::Keys)?);
         }
+    }
+    let ranged = ["key", "startkey", "start_key", "endkey", "end_key"]
+        .iter()
+        .any(|k| p.get(k).is_some());
+    if opts.keys.is_some() && ranged {
+        return Err(CouchError::new(
+            400,
+            "query_parse_error",
+            "`keys` is incompatible with `key`, `start_key` and `end_key`",
+        ));
     }
     Ok(opts)
 }
@@ -481,10 +499,15 @@ struct AllDocsState {
 
 /// `_all_docs`, streamed a page at a time.
 async fn all_docs(db: Db, opts: AllDocsOptions) -> Result<Response> {
+    let info = db.info().await?;
+    let update_seq = if opts.update_seq {
+        format!("\"update_seq\":{},", info.update_seq)
+    } else {
+        String::new()
+    };
     let head = format!(
-        "{{\"total_rows\":{},\"offset\":{},\"rows\":[",
-        db.total_rows().await?,
-        opts.skip
+        "{{\"total_rows\":{},\"offset\":{},{update_seq}\"rows\":[",
+        info.doc_count, opts.skip
     );
     let st = AllDocsState {
         db,
@@ -770,6 +793,10 @@ async fn att_delete(
 }
 
 // ---- _local ----
+
+async fn local_attachment() -> CouchError {
+    CouchError::bad_request("_local documents do not accept attachments.")
+}
 
 async fn local_get(
     State(s): State<AppState>,
