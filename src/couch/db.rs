@@ -43,10 +43,12 @@ const SPECIAL: &[&str] = &[
 /// How often a write is retried after another node committed to the database in between.
 const WRITE_ATTEMPTS: usize = 20;
 
-/// The most leaf revisions (live or deleted branches) one document may have. CouchDB bounds a
-/// branch's depth by `revs_limit` but not the number of branches; without a bound a client
-/// could make every read and write of a document arbitrarily expensive.
-pub const MAX_LEAVES: usize = 100;
+/// The most leaf revisions (live or deleted branches) one document may have, and the most
+/// revisions its tree may hold. CouchDB bounds a branch's depth by `revs_limit` but neither
+/// the number of branches nor the tree; without bounds a client could make every read and
+/// write of a document arbitrarily expensive (PouchDB's own suite makes 200 conflicts).
+pub const MAX_LEAVES: usize = 1_000;
+pub const MAX_TREE_REVS: usize = 20_000;
 
 /// The counters as this process last saw them stored. Every commit rewrites the counters key
 /// (its `update_seq` only grows) and is applied only while that key still holds `stored`, so a
@@ -750,9 +752,22 @@ impl Db {
         let leaves_after = meta.tree.leaves_after(&path);
         if leaves_after > MAX_LEAVES && leaves_after > meta.tree.leaf_count() {
             staging.bodies.remove(&(id.clone(), new_leaf));
-            return Err(CouchError::too_many_leaves(MAX_LEAVES));
+            return Err(CouchError::too_many_leaves(MAX_LEAVES, MAX_TREE_REVS));
         }
-        meta.tree.merge(&path, inc.deleted);
+        let new_revs = path.iter().filter(|r| !meta.tree.contains(r)).count();
+        if meta.tree.len() + new_revs > MAX_TREE_REVS {
+            // Near the bound: see what stemming leaves before taking the write.
+            let mut trial = meta.tree.clone();
+            trial.merge(&path, inc.deleted);
+            trial.stem(DEFAULT_REVS_LIMIT);
+            if trial.len() > MAX_TREE_REVS {
+                staging.bodies.remove(&(id.clone(), new_leaf));
+                return Err(CouchError::too_many_leaves(MAX_LEAVES, MAX_TREE_REVS));
+            }
+            meta.tree = trial;
+        } else {
+            meta.tree.merge(&path, inc.deleted);
+        }
 
         // Bodies and attachments follow the leaves.
         let mut ops = std::mem::take(&mut att_ops);

@@ -62,12 +62,12 @@ impl CouchError {
     pub fn missing_stub(reason: impl Into<String>) -> Self {
         Self::new(412, "missing_stub", reason)
     }
-    /// A write that would give a document more than `max` leaf revisions.
-    pub fn too_many_leaves(max: usize) -> Self {
+    /// A write that would give a document a new branch past its bounds.
+    pub fn too_many_leaves(leaves: usize, revs: usize) -> Self {
         Self::new(
             413,
             "too_large",
-            format!("The document would have more than {max} leaf revisions (conflicts or branches); resolve some first"),
+            format!("The document would have more than {leaves} leaf revisions or {revs} revisions in its tree; resolve conflicts first"),
         )
     }
     pub fn too_large(reason: impl Into<String>) -> Self {

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 pub use db::{
     check_attachment_name, check_document, validate_document, AllDocsCursor, AllDocsOptions,
     AllDocsPage, AttachmentData, BulkGetItem, ChangesOptions, ChangesPage, Db, DbInfo, DocOptions,
-    OpenRevs, WriteResult, ALL_DOCS_PAGE, MAX_LEAVES,
+    OpenRevs, WriteResult, ALL_DOCS_PAGE, MAX_LEAVES, MAX_TREE_REVS,
 };
 pub use error::{CouchError, Result};
 pub use security::{Security, UserCtx};
