@@ -289,6 +289,11 @@ pub struct ServeArgs {
     #[arg(long, env = "COUCHKV_WRITE_STALL_TIMEOUT", default_value_t = 60)]
     pub write_stall_timeout: u64,
 
+    /// Bodies of old (non-leaf) revisions a database may keep before it compacts itself; 0
+    /// leaves compaction to `POST /{db}/_compact`.
+    #[arg(long, env = "COUCHKV_COMPACT_AFTER", default_value_t = 10_000)]
+    pub compact_after: u64,
+
     /// A server admin, NAME:PASSWORD (repeatable; the variable takes a comma-separated list).
     /// With none, admin-only routes are refused.
     #[arg(

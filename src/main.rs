@@ -117,6 +117,7 @@ async fn serve(args: couchkv::cli::ServeArgs) -> Result<(), server::ServerError>
             body_timeout: Duration::from_secs(args.body_timeout.max(1)),
             idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
             write_stall_timeout: Duration::from_secs(args.write_stall_timeout.max(1)),
+            compact_after: args.compact_after,
         },
         auth: args.auth_config(),
     };

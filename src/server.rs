@@ -219,6 +219,7 @@ pub async fn run(
         couch,
         auth,
         uuid: uuid.into(),
+        compact_after: config.http.compact_after,
     };
     tracing::info!(addr = %listener.local_addr()?, "couchkv listening");
     let limits = crate::http::serve::ConnLimits {

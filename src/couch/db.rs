@@ -81,6 +81,12 @@ struct Counters {
     update_seq: u64,
     doc_count: u64,
     doc_del_count: u64,
+    /// Bodies kept of revisions that are no longer leaves: what compaction would drop.
+    #[serde(default)]
+    garbage: u64,
+    /// How many purges the database has had.
+    #[serde(default)]
+    purge_seq: u64,
 }
 
 /// A document's stored metadata.
@@ -93,6 +99,44 @@ struct Meta {
 }
 
 impl Meta {
+    /// Drops the stored bodies of `revs` (those that have one) and the attachments no kept
+    /// body refers to any more, staging the deletes in `ops`; returns how many bodies went.
+    fn drop_bodies<'a>(
+        &mut self,
+        id: &str,
+        revs: impl IntoIterator<Item = &'a Rev>,
+        ops: &mut Vec<BatchOp>,
+    ) -> u64 {
+        let before: BTreeSet<String> = self.atts.values().flatten().cloned().collect();
+        let mut dropped = 0;
+        for rev in revs {
+            if self.atts.remove(&rev.to_string()).is_some() {
+                ops.push(BatchOp::del(body_key(id, rev)));
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            let after: BTreeSet<&String> = self.atts.values().flatten().collect();
+            for d in before.iter().filter(|d| !after.contains(d)) {
+                ops.push(BatchOp::del(att_key(id, d)));
+            }
+        }
+        dropped
+    }
+
+    /// Revisions with a stored body that are not leaves (kept until compaction).
+    fn old_bodies(&self) -> Vec<Rev> {
+        self.atts
+            .keys()
+            .filter_map(|r| Rev::parse(r))
+            .filter(|r| !self.tree.is_leaf(r))
+            .collect()
+    }
+
+    fn has_body(&self, rev: &Rev) -> bool {
+        self.atts.contains_key(&rev.to_string())
+    }
+
     fn to_bytes(&self) -> Bytes {
         Bytes::from(
             json!({"tree": self.tree.to_json(), "seq": self.seq, "atts": self.atts}).to_string(),
@@ -185,6 +229,9 @@ pub struct AllDocsPage {
     pub next: Option<AllDocsCursor>,
 }
 
+/// Documents compacted per commit.
+const COMPACT_PAGE: usize = 100;
+
 /// The most documents one page of `_all_docs` examines.
 pub const ALL_DOCS_PAGE: usize = 100;
 
@@ -220,6 +267,10 @@ pub struct DbInfo {
     pub update_seq: u64,
     pub doc_count: u64,
     pub doc_del_count: u64,
+    pub purge_seq: u64,
+    /// Bodies of old revisions kept until compaction.
+    pub old_revisions: u64,
+    pub compact_running: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,6 +298,8 @@ struct Inner {
     /// counters key (see [`Writer`]).
     writer: tokio::sync::Mutex<Writer>,
     deleted: AtomicBool,
+    /// A compaction is under way.
+    compacting: AtomicBool,
     ids: Arc<dyn IdSource>,
 }
 
@@ -468,11 +521,14 @@ struct Staging {
 }
 
 impl Staging {
-    /// Writes each changed document's metadata, stemmed to `revs_limit`.
-    fn finish(&mut self, revs_limit: usize) {
+    /// Writes each changed document's metadata, stemmed to `revs_limit` (the bodies of the
+    /// revisions stemming forgets go with them).
+    fn finish(&mut self, revs_limit: usize, counters: &mut Counters) {
         for id in std::mem::take(&mut self.changed) {
             if let Some(meta) = self.metas.get_mut(&id) {
-                meta.tree.stem(revs_limit);
+                let forgotten = meta.tree.stem(revs_limit);
+                let dropped = meta.drop_bodies(&id, &forgotten, &mut self.ops);
+                counters.garbage = counters.garbage.saturating_sub(dropped);
                 self.ops.push(BatchOp::put(meta_key(&id), meta.to_bytes()));
             }
         }
@@ -494,6 +550,7 @@ impl Db {
                 store,
                 writer: tokio::sync::Mutex::new(writer),
                 deleted: AtomicBool::new(false),
+                compacting: AtomicBool::new(false),
                 ids,
             }),
         })
@@ -526,6 +583,9 @@ impl Db {
             update_seq: c.update_seq,
             doc_count: c.doc_count,
             doc_del_count: c.doc_del_count,
+            purge_seq: c.purge_seq,
+            old_revisions: c.garbage,
+            compact_running: self.inner.compacting.load(Ordering::SeqCst),
         })
     }
 
@@ -597,29 +657,192 @@ impl Db {
                     }),
                 }
             }
-            staging.finish(DEFAULT_REVS_LIMIT);
+            staging.finish(DEFAULT_REVS_LIMIT, &mut next);
             if staging.ops.is_empty() {
                 return Ok(results);
             }
-            let raw = Bytes::from(serde_json::to_vec(&next).unwrap_or_default());
-            staging.ops.push(BatchOp::put(COUNTERS, raw.clone()));
-            let expected = writer.stored.clone();
-            if self
-                .inner
-                .store
-                .batch_if(COUNTERS, expected.as_deref(), staging.ops)
-                .await?
-            {
-                writer.counters = next;
-                writer.stored = Some(raw);
+            if self.commit(&mut writer, next, staging.ops).await? {
                 return Ok(results);
             }
             // Another node committed in between: start over from what it left.
-            writer.reload(&self.inner.store).await?;
         }
         Err(CouchError::unavailable(
             "the database is too busy: other nodes kept committing in between",
         ))
+    }
+
+    /// Commits `ops` with the counters `next`, guarded as every write of the database is:
+    /// `false` when another node committed in between (the writer then holds what it left).
+    async fn commit(
+        &self,
+        writer: &mut Writer,
+        next: Counters,
+        mut ops: Vec<BatchOp>,
+    ) -> Result<bool> {
+        let raw = Bytes::from(serde_json::to_vec(&next).unwrap_or_default());
+        ops.push(BatchOp::put(COUNTERS, raw.clone()));
+        let expected = writer.stored.clone();
+        if self
+            .inner
+            .store
+            .batch_if(COUNTERS, expected.as_deref(), ops)
+            .await?
+        {
+            writer.counters = next;
+            writer.stored = Some(raw);
+            return Ok(true);
+        }
+        writer.reload(&self.inner.store).await?;
+        Ok(false)
+    }
+
+    /// How many bodies of old (non-leaf) revisions the database keeps: what compaction drops.
+    pub async fn garbage(&self) -> u64 {
+        self.inner.writer.lock().await.counters.garbage
+    }
+
+    /// `_purge`: removes the given leaf revisions (and the history only they had) for good.
+    /// A document left without leaves is gone from the database: no change row, no
+    /// `_all_docs` row, no counted document. Returns, per id, the revisions purged.
+    pub async fn purge(&self, req: &[(String, Vec<Rev>)]) -> Result<Map<String, Value>> {
+        let ids: Vec<String> = req.iter().map(|(id, _)| id.clone()).collect();
+        let mut writer = self.inner.writer.lock().await;
+        for _ in 0..WRITE_ATTEMPTS {
+            self.check_live()?;
+            let mut metas = self.metas(&ids).await?;
+            let mut next = writer.counters;
+            let mut ops = Vec::new();
+            let mut purged = Map::new();
+            for (id, revs) in req {
+                let mut gone = Vec::new();
+                let Some(Some(mut meta)) = metas.remove(id) else {
+                    purged.insert(id.clone(), json!([]));
+                    continue;
+                };
+                let old_winner = meta.tree.winner();
+                let mut removed = Vec::new();
+                for rev in revs {
+                    let branch = meta.tree.purge(rev);
+                    if !branch.is_empty() {
+                        gone.push(Value::String(rev.to_string()));
+                        // Bodies of the branch's inner revisions were garbage; the leaf's was not.
+                        let old = branch.iter().skip(1).filter(|r| meta.has_body(r)).count();
+                        next.garbage = next.garbage.saturating_sub(old as u64);
+                        removed.extend(branch);
+                    }
+                }
+                purged.insert(id.clone(), Value::Array(gone));
+                if removed.is_empty() {
+                    continue;
+                }
+                meta.drop_bodies(id, &removed, &mut ops);
+                match old_winner {
+                    Some((_, true)) => next.doc_del_count = next.doc_del_count.saturating_sub(1),
+                    Some((_, false)) => next.doc_count = next.doc_count.saturating_sub(1),
+                    None => {}
+                }
+                if meta.seq > 0 {
+                    ops.push(BatchOp::del(seq_key(meta.seq)));
+                }
+                let Some((winner, deleted)) = meta.tree.winner() else {
+                    // Nothing left: the document is gone without a trace.
+                    let leftover: Vec<Rev> =
+                        meta.atts.keys().filter_map(|r| Rev::parse(r)).collect();
+                    meta.drop_bodies(id, &leftover, &mut ops);
+                    ops.push(BatchOp::del(meta_key(id)));
+                    continue;
+                };
+                // What is left gets a change row at a new sequence, so replicas learn the
+                // new winner.
+                next.update_seq += 1;
+                meta.seq = next.update_seq;
+                if deleted {
+                    next.doc_del_count += 1;
+                } else {
+                    next.doc_count += 1;
+                }
+                let leaves: Vec<Value> = meta
+                    .tree
+                    .leaves()
+                    .into_iter()
+                    .map(|(r, d)| json!([r.to_string(), d]))
+                    .collect();
+                let row = json!({"id": id, "rev": winner.to_string(), "deleted": deleted, "leaves": leaves});
+                ops.push(BatchOp::put(seq_key(meta.seq), json_bytes(&row)));
+                ops.push(BatchOp::put(meta_key(id), meta.to_bytes()));
+            }
+            next.purge_seq += 1;
+            if self.commit(&mut writer, next, ops).await? {
+                return Ok(purged);
+            }
+        }
+        Err(CouchError::unavailable(
+            "the database is too busy: other nodes kept committing in between",
+        ))
+    }
+
+    /// Marks a compaction as under way (so `info` says so from now on); `false` when one
+    /// already is. Follow a `true` with [`Db::compact`].
+    pub fn begin_compaction(&self) -> bool {
+        !self.inner.compacting.swap(true, Ordering::SeqCst)
+    }
+
+    /// Compaction: drops the bodies of revisions that are no longer leaves and the attachments
+    /// only they referred to, one page of documents per commit, so writes go on in between.
+    /// Idempotent. Returns how many bodies it dropped.
+    pub async fn compact(&self) -> Result<u64> {
+        /// Clears the flag however compaction ends.
+        struct Running<'a>(&'a AtomicBool);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::SeqCst);
+            }
+        }
+        self.inner.compacting.store(true, Ordering::SeqCst);
+        let _running = Running(&self.inner.compacting);
+        let mut after: Option<Vec<u8>> = None;
+        let mut total = 0;
+        loop {
+            self.check_live()?;
+            let range = RangeOptions {
+                gt: after.clone(),
+                limit: Some(COMPACT_PAGE),
+                ..RangeOptions::default()
+            };
+            let mut keys = self.inner.meta.keys(range)?;
+            let mut ids = Vec::new();
+            while let Some(k) = keys.next().await? {
+                ids.push(String::from_utf8_lossy(&k).into_owned());
+            }
+            let Some(last) = ids.last() else {
+                return Ok(total);
+            };
+            after = Some(last.as_bytes().to_vec());
+            for _ in 0..WRITE_ATTEMPTS {
+                let mut writer = self.inner.writer.lock().await;
+                self.check_live()?;
+                let mut ops = Vec::new();
+                let mut dropped = 0;
+                for (id, meta) in self.metas(&ids).await? {
+                    let Some(mut meta) = meta else { continue };
+                    let old = meta.old_bodies();
+                    if old.is_empty() {
+                        continue;
+                    }
+                    dropped += meta.drop_bodies(&id, &old, &mut ops);
+                    ops.push(BatchOp::put(meta_key(&id), meta.to_bytes()));
+                }
+                if ops.is_empty() {
+                    break;
+                }
+                let mut next = writer.counters;
+                next.garbage = next.garbage.saturating_sub(dropped);
+                if self.commit(&mut writer, next, ops).await? {
+                    total += dropped;
+                    break;
+                }
+            }
+        }
     }
 
     /// One document into the staging area; nothing is staged unless it all succeeds.
@@ -670,7 +893,6 @@ impl Db {
     ) -> Result<WriteResult> {
         let id = inc.id.clone();
         let old_leaves: BTreeSet<Rev> = meta.tree.leaves().into_iter().map(|(r, _)| r).collect();
-        let old_digests: BTreeSet<String> = meta.atts.values().flatten().cloned().collect();
         let old_winner = meta.tree.winner();
 
         let (new_leaf, path, mut att_ops): (Rev, Vec<Rev>, Vec<BatchOp>) = if new_edits {
@@ -780,15 +1002,13 @@ impl Db {
             ops.push(BatchOp::put(body_key(&id, &new_leaf), json_bytes(&body)));
             meta.atts.insert(new_leaf.to_string(), digests_of(&body));
         }
-        for gone in old_leaves.iter().filter(|r| !meta.tree.is_leaf(r)) {
-            ops.push(BatchOp::del(body_key(&id, gone)));
-            meta.atts.remove(&gone.to_string());
-            staging.bodies.remove(&(id.clone(), gone.clone()));
-        }
-        let after: BTreeSet<&String> = meta.atts.values().flatten().collect();
-        for d in old_digests.iter().filter(|d| !after.contains(d)) {
-            ops.push(BatchOp::del(att_key(&id, d)));
-        }
+        // A leaf that stops being one keeps its body until compaction, as in CouchDB: old
+        // revisions can be read and replicated meanwhile.
+        let superseded = old_leaves
+            .iter()
+            .filter(|r| !meta.tree.is_leaf(r) && meta.has_body(r))
+            .count();
+        counters.garbage += superseded as u64;
 
         // The change row moves to the new sequence.
         counters.update_seq += 1;
@@ -1041,7 +1261,7 @@ impl Db {
             for r in meta.tree.path_to(rev) {
                 let status = if meta.tree.is_deleted(&r) == Some(true) {
                     "deleted"
-                } else if meta.tree.is_leaf(&r) {
+                } else if meta.has_body(&r) {
                     "available"
                 } else {
                     "missing"

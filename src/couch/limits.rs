@@ -10,9 +10,9 @@ pub const MAX_BULK_DOCS: usize = 10_000;
 pub const MAX_BULK_GET: usize = 10_000;
 /// `keys` of `_all_docs`, `doc_ids` of `_changes`.
 pub const MAX_KEYS: usize = 10_000;
-/// Document ids in one `_revs_diff`.
+/// Document ids in one `_revs_diff` or `_purge`.
 pub const MAX_REVS_DIFF_IDS: usize = 10_000;
-/// Revisions in one `_revs_diff`, all ids together.
+/// Revisions in one `_revs_diff` or `_purge`, all ids together.
 pub const MAX_REVS_DIFF_REVS: usize = 100_000;
 /// Revisions in one `open_revs` or `atts_since` list.
 pub const MAX_REV_LIST: usize = 1_000;
@@ -28,6 +28,7 @@ pub enum ListKind {
     RevsDiffRevs,
     OpenRevs,
     AttsSince,
+    PurgeIds,
 }
 
 impl ListKind {
@@ -36,7 +37,7 @@ impl ListKind {
             ListKind::BulkDocs => MAX_BULK_DOCS,
             ListKind::BulkGet => MAX_BULK_GET,
             ListKind::Keys | ListKind::DocIds => MAX_KEYS,
-            ListKind::RevsDiffIds => MAX_REVS_DIFF_IDS,
+            ListKind::RevsDiffIds | ListKind::PurgeIds => MAX_REVS_DIFF_IDS,
             ListKind::RevsDiffRevs => MAX_REVS_DIFF_REVS,
             ListKind::OpenRevs | ListKind::AttsSince => MAX_REV_LIST,
         }
@@ -48,7 +49,7 @@ impl ListKind {
             ListKind::BulkGet => "docs",
             ListKind::Keys => "keys",
             ListKind::DocIds => "doc_ids",
-            ListKind::RevsDiffIds => "document ids",
+            ListKind::RevsDiffIds | ListKind::PurgeIds => "document ids",
             ListKind::RevsDiffRevs => "revisions",
             ListKind::OpenRevs => "open_revs",
             ListKind::AttsSince => "atts_since",

@@ -253,6 +253,33 @@ impl RevTree {
         }
     }
 
+    /// Purges a leaf: removes it and every ancestor only it descends from (up to where another
+    /// branch forks off). Returns the removed revisions, newest first; nothing for a revision
+    /// that is not a leaf.
+    pub fn purge(&mut self, rev: &Rev) -> Vec<Rev> {
+        let mut removed = Vec::new();
+        if !self.is_leaf(rev) {
+            return removed;
+        }
+        let mut at = Some(rev.clone());
+        while let Some(r) = at.take() {
+            let Some(node) = self.nodes.remove(&r) else {
+                break;
+            };
+            self.leaves.remove(&r);
+            removed.push(r.clone());
+            if let Some(parent) = node.parent.and_then(|h| r.parent_with(h)) {
+                if let Some(p) = self.nodes.get_mut(&parent) {
+                    p.children = p.children.saturating_sub(1);
+                    if p.children == 0 {
+                        at = Some(parent);
+                    }
+                }
+            }
+        }
+        removed
+    }
+
     /// Recounts children and leaves from the parent links (after loading or stemming).
     fn reindex(&mut self) {
         let parents: Vec<Rev> = self
@@ -666,6 +693,19 @@ mod tests {
                 "step {i}"
             );
         }
+    }
+
+    #[test]
+    fn purging_removes_a_branch_up_to_its_fork() {
+        let mut t = RevTree::default();
+        t.merge(&path(&["3-c", "2-b", "1-a"]), false);
+        t.merge(&path(&["3-x", "2-w", "1-a"]), false);
+        assert!(t.purge(&r("2-b")).is_empty(), "not a leaf");
+        assert_eq!(t.purge(&r("3-x")), path(&["3-x", "2-w"]));
+        assert_eq!(t.leaves(), vec![(r("3-c"), false)]);
+        assert_eq!(RevTree::from_json(&t.to_json()), Some(t.clone()));
+        assert_eq!(t.purge(&r("3-c")), path(&["3-c", "2-b", "1-a"]));
+        assert!(t.is_empty() && t.leaves().is_empty());
     }
 
     #[test]

@@ -62,6 +62,7 @@ fn classify(method: &Method, path: &str) -> Access {
             return Access::ServerAdmin
         }
         (_, Some("_security")) if write => Need::DbAdmin,
+        (_, Some("_compact" | "_purge")) => Need::DbAdmin,
         // `_design/x` as two segments or, percent-encoded, as one.
         (_, Some(seg)) if write && (seg == "_design" || crate::couch::is_design_doc(seg)) => {
             Need::DbAdmin

@@ -39,6 +39,8 @@ pub fn routes() -> Router<AppState> {
         .route("/{db}/_bulk_get", post(bulk_get))
         .route("/{db}/_revs_diff", post(revs_diff))
         .route("/{db}/_ensure_full_commit", post(ensure_full_commit))
+        .route("/{db}/_compact", post(compact))
+        .route("/{db}/_purge", post(purge))
         .route("/{db}/_security", get(security_get).put(security_put))
         .route(
             "/{db}/_changes",
@@ -168,8 +170,8 @@ async fn db_info(
         "committed_update_seq": info.update_seq,
         "doc_count": info.doc_count,
         "doc_del_count": info.doc_del_count,
-        "purge_seq": 0,
-        "compact_running": false,
+        "purge_seq": info.purge_seq,
+        "compact_running": info.compact_running,
         "disk_format_version": 8,
         "instance_start_time": "0",
         "sizes": {"active": 0, "external": 0, "file": 0},
@@ -248,6 +250,10 @@ async fn write_docs(
         }
     }
     let results = db.bulk_docs(docs, new_edits).await?;
+    // A database whose old revisions pass the threshold compacts itself.
+    if state.compact_after > 0 && db.garbage().await >= state.compact_after {
+        start_compaction(db.clone());
+    }
     for ((id, is_new, deleted), r) in user_docs.iter().zip(&results) {
         if matches!(r, WriteResult::Ok { .. }) {
             state.auth.after_user_write(id, *is_new, *deleted).await?;
@@ -277,6 +283,54 @@ fn single(mut results: Vec<WriteResult>) -> Result<WriteResult> {
     results
         .pop()
         .ok_or_else(|| CouchError::internal("no write result"))
+}
+
+/// `POST /{db}/_compact`: `202 {"ok":true}` at once; compaction runs in the background
+/// (`compact_running` in the database's info meanwhile). Asking again while it runs is a no-op.
+async fn compact(
+    State(state): State<AppState>,
+    CouchPath(name): CouchPath<String>,
+) -> Result<Response> {
+    let db = db(&state, &name).await?;
+    start_compaction(db);
+    Ok((StatusCode::ACCEPTED, Json(json!({"ok": true}))).into_response())
+}
+
+/// `POST /{db}/_purge` (CouchDB 3's shape): `{id: [revs]}` →
+/// `201 {"purge_seq": null, "purged": {id: [revs purged]}}`.
+async fn purge(
+    State(state): State<AppState>,
+    CouchPath(name): CouchPath<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Response> {
+    let db = db(&state, &name).await?;
+    let Value::Object(req) = body else {
+        return Err(CouchError::bad_request("_purge takes a JSON object"));
+    };
+    limits::check(ListKind::PurgeIds, req.len())?;
+    let revs: usize = req.values().map(|v| v.as_array().map_or(0, Vec::len)).sum();
+    limits::check(ListKind::RevsDiffRevs, revs)?;
+    let mut parsed = Vec::with_capacity(req.len());
+    for (id, revs) in &req {
+        parsed.push((
+            id.clone(),
+            revs_list(revs, "revisions", ListKind::RevsDiffRevs)?,
+        ));
+    }
+    let purged = db.purge(&parsed).await?;
+    Ok(created(json!({"purge_seq": null, "purged": purged})))
+}
+
+/// Compacts in the background unless a compaction of that database already runs.
+fn start_compaction(db: Db) {
+    if db.begin_compaction() {
+        tokio::spawn(async move {
+            match db.compact().await {
+                Ok(n) => tracing::debug!(db = db.name(), dropped = n, "compacted"),
+                Err(e) => tracing::warn!(db = db.name(), error = %e, "compaction failed"),
+            }
+        });
+    }
 }
 
 async fn ensure_full_commit(

@@ -31,6 +31,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// The server's identity, stable across restarts (replication checkpoints depend on it).
     pub uuid: Arc<str>,
+    /// Bodies of old revisions a database may keep before it compacts itself (0: never).
+    pub compact_after: u64,
 }
 
 /// How the HTTP layer behaves.
@@ -46,6 +48,8 @@ pub struct HttpConfig {
     pub idle_timeout: std::time::Duration,
     /// How long a write to a client that stopped reading may stall before the connection is cut.
     pub write_stall_timeout: std::time::Duration,
+    /// Bodies of old revisions a database may keep before it compacts itself (0: never).
+    pub compact_after: u64,
 }
 
 impl Default for HttpConfig {
@@ -56,6 +60,7 @@ impl Default for HttpConfig {
             body_timeout: std::time::Duration::from_secs(60),
             idle_timeout: std::time::Duration::from_secs(120),
             write_stall_timeout: std::time::Duration::from_secs(60),
+            compact_after: 10_000,
         }
     }
 }

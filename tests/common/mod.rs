@@ -78,3 +78,31 @@ pub async fn couch_watchers_reach(store: &MemoryStore, n: usize, within: Duratio
         tokio::time::sleep(Duration::from_millis(4)).await;
     }
 }
+
+/// Every level key the CouchDB namespace holds, decoded (lossily) to text, so a test can see
+/// what a database keeps: `!d!!<n>!!m!<id>`, `!a!<id>\0<digest>`, …
+pub async fn all_keys(store: &MemoryStore) -> Vec<String> {
+    use couchkv_adapters::{ListOptions, Store};
+    let mut out = Vec::new();
+    let mut opts = ListOptions::default();
+    loop {
+        let page = store
+            .list(couchkv::server::COUCH_NAMESPACE, &opts)
+            .await
+            .unwrap();
+        for e in &page.entries {
+            // Level keys are stored as "d" + their encoding.
+            let key = e
+                .key
+                .strip_prefix('d')
+                .and_then(couchkv::level::keycode::decode)
+                .map(|k| String::from_utf8_lossy(&k).into_owned())
+                .unwrap_or_else(|| e.key.clone());
+            out.push(key);
+        }
+        match page.entries.last() {
+            Some(last) if page.more => opts.start = std::ops::Bound::Excluded(last.key.clone()),
+            _ => return out,
+        }
+    }
+}
