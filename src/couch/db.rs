@@ -133,6 +133,19 @@ impl Meta {
             .collect()
     }
 
+    /// The row `_changes` reads for this document: its winner and every leaf.
+    fn change_row(&self, id: &str, winner: &Rev, deleted: bool) -> Bytes {
+        let leaves: Vec<Value> = self
+            .tree
+            .leaves()
+            .into_iter()
+            .map(|(r, d)| json!([r.to_string(), d]))
+            .collect();
+        json_bytes(
+            &json!({"id": id, "rev": winner.to_string(), "deleted": deleted, "leaves": leaves}),
+        )
+    }
+
     fn has_body(&self, rev: &Rev) -> bool {
         self.atts.contains_key(&rev.to_string())
     }
@@ -410,6 +423,8 @@ pub fn validate_document(doc: &Value, new_edits: bool) -> Result<()> {
         return Err(CouchError::bad_request("_deleted must be a boolean"));
     }
     let has_revisions = match map.get("_revisions") {
+        // A local document has no history: its `_revisions` is dropped, whatever it says.
+        Some(_) if local => false,
         Some(v) => {
             Revisions::deserialize(v)
                 .ok()
@@ -761,14 +776,10 @@ impl Db {
                 } else {
                     next.doc_count += 1;
                 }
-                let leaves: Vec<Value> = meta
-                    .tree
-                    .leaves()
-                    .into_iter()
-                    .map(|(r, d)| json!([r.to_string(), d]))
-                    .collect();
-                let row = json!({"id": id, "rev": winner.to_string(), "deleted": deleted, "leaves": leaves});
-                ops.push(BatchOp::put(seq_key(meta.seq), json_bytes(&row)));
+                ops.push(BatchOp::put(
+                    seq_key(meta.seq),
+                    meta.change_row(id, &winner, deleted),
+                ));
                 ops.push(BatchOp::put(meta_key(id), meta.to_bytes()));
             }
             next.purge_seq += 1;
@@ -1020,14 +1031,10 @@ impl Db {
             .tree
             .winner()
             .unwrap_or((new_leaf.clone(), inc.deleted));
-        let leaves: Vec<Value> = meta
-            .tree
-            .leaves()
-            .into_iter()
-            .map(|(r, d)| json!([r.to_string(), d]))
-            .collect();
-        let row = json!({"id": id, "rev": winner.to_string(), "deleted": winner_deleted, "leaves": leaves});
-        ops.push(BatchOp::put(seq_key(meta.seq), json_bytes(&row)));
+        ops.push(BatchOp::put(
+            seq_key(meta.seq),
+            meta.change_row(&id, &winner, winner_deleted),
+        ));
 
         match old_winner {
             None => {}

@@ -24,15 +24,15 @@ pub struct Rev {
 }
 
 impl Rev {
-    /// Parses `N-hash` with 1 ≤ N ≤ [`MAX_REV_POS`] and a non-empty hash of at most 128
-    /// printable ASCII characters (CouchDB takes any hash; ours are hex, a client's may be
+    /// Parses `N-hash` with 1 ≤ N ≤ [`MAX_REV_POS`] and a hash of at most 128 printable ASCII
+    /// characters (CouchDB takes any hash; ours are hex, a client's may be
     /// `totally_fake`, which is then simply a revision nobody has).
     pub fn parse(s: &str) -> Option<Rev> {
         let (pos, hash) = s.split_once('-')?;
         let pos: u64 = pos.parse().ok()?;
+        // An empty hash (`1-`) is a revision too: CouchDB takes it, and PouchDB sends it.
         if pos == 0
             || pos > MAX_REV_POS
-            || hash.is_empty()
             || hash.len() > 128
             || !hash.bytes().all(|b| b.is_ascii_graphic())
         {
@@ -532,7 +532,8 @@ mod tests {
     fn parse_and_print() {
         assert_eq!(r("3-abc").to_string(), "3-abc");
         assert_eq!(r("3-totally_fake_rev").hash, "totally_fake_rev");
-        for bad in ["", "3", "0-a", "-a", "x-a", "3-", "3-a b", "3-ä", "3-a\0"] {
+        assert_eq!(r("1-").to_string(), "1-");
+        for bad in ["", "3", "0-a", "-a", "x-a", "3-a b", "3-ä", "3-a\0"] {
             assert_eq!(Rev::parse(bad), None, "{bad:?}");
         }
     }
