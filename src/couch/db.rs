@@ -1244,7 +1244,9 @@ impl Db {
                         .await?
                         .ok_or_else(|| CouchError::internal(format!("attachment {name} lost")))?;
                     if let Value::Object(a) = &mut att {
+                        // CouchDB's inline form: content_type, revpos, digest, data.
                         a.remove("stub");
+                        a.remove("length");
                         a.insert("data".into(), Value::String(B64.encode(&data)));
                     }
                 }
