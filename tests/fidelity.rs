@@ -338,3 +338,63 @@ async fn purge_leaves_no_trace() {
     let keys = common::all_keys(&c.s.store).await;
     assert!(!keys.iter().any(|k| k.contains("gone")), "{keys:?}");
 }
+
+#[tokio::test]
+async fn long_document_ids_work_everywhere() {
+    let c = Couch::new().await;
+    // Ids far past what fits in a key (PouchDB's #2569 makes ~1,400-byte ones), sharing a
+    // long prefix, beside short ones.
+    let long = |tag: &str| format!("{}{tag}", "x".repeat(1400));
+    let ids = [long("a"), long("b"), "w".to_owned(), "y".to_owned()];
+    for id in &ids {
+        let att = json!({"f.txt": {"content_type": "text/plain", "data": "aGk="}});
+        let (st, _) = c
+            .post(
+                "/db",
+                json!({"_id": id, "v": id.len(), "_attachments": att}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{}", id.len());
+    }
+    let (st, doc) = c.get(&format!("/db/{}?attachments=true", long("b"))).await;
+    assert_eq!(
+        (st, doc["_id"].as_str()),
+        (StatusCode::OK, Some(long("b").as_str()))
+    );
+    assert_eq!(doc["_attachments"]["f.txt"]["data"], "aGk=");
+    let (st, data) = c
+        .text(Method::GET, &format!("/db/{}/f.txt", long("a")), None)
+        .await;
+    assert_eq!((st, data.as_str()), (StatusCode::OK, "hi"));
+    // _all_docs in id order, whole ids in the rows.
+    let (_, all) = c.get("/db/_all_docs").await;
+    let listed: Vec<&str> = all["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["w", long("a").as_str(), long("b").as_str(), "y"]);
+    // The doc_ids filter and an update and deletion.
+    let body = json!({"doc_ids": [long("a"), "y"]});
+    let (_, ch) = c.post("/db/_changes?filter=_doc_ids", body).await;
+    assert_eq!(ch["results"].as_array().unwrap().len(), 2);
+    let rev = doc["_rev"].as_str().unwrap().to_owned();
+    let (st, _) = c
+        .call(
+            Method::DELETE,
+            &format!("/db/{}?rev={rev}", long("b")),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(c.get("/db").await.1["doc_count"], 3);
+    // The bound: 16 KiB.
+    let (st, v) = c
+        .post("/db", json!({"_id": "z".repeat(16 * 1024 + 1)}))
+        .await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+}

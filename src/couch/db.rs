@@ -92,6 +92,8 @@ struct Counters {
 /// A document's stored metadata.
 #[derive(Debug, Clone, Default)]
 struct Meta {
+    /// The document's id when it is too long to be its own key (see [`doc_key`]).
+    long_id: Option<String>,
     tree: RevTree,
     seq: u64,
     /// Each leaf's attachment digests.
@@ -151,14 +153,24 @@ impl Meta {
     }
 
     fn to_bytes(&self) -> Bytes {
-        Bytes::from(
-            json!({"tree": self.tree.to_json(), "seq": self.seq, "atts": self.atts}).to_string(),
-        )
+        let mut v = json!({"tree": self.tree.to_json(), "seq": self.seq, "atts": self.atts});
+        if let Some(id) = &self.long_id {
+            v["id"] = Value::String(id.clone());
+        }
+        Bytes::from(v.to_string())
+    }
+
+    /// The document's id, given the key its metadata was found under.
+    fn id(&self, key: &[u8]) -> String {
+        self.long_id
+            .clone()
+            .unwrap_or_else(|| String::from_utf8_lossy(key).into_owned())
     }
     fn from_bytes(raw: &[u8]) -> Result<Meta> {
         let corrupt = || CouchError::internal("corrupt document metadata");
         let v: Value = serde_json::from_slice(raw).map_err(|_| corrupt())?;
         Ok(Meta {
+            long_id: v["id"].as_str().map(str::to_owned),
             tree: RevTree::from_json(&v["tree"]).ok_or_else(corrupt)?,
             seq: v["seq"].as_u64().ok_or_else(corrupt)?,
             atts: serde_json::from_value(v["atts"].clone()).map_err(|_| corrupt())?,
@@ -227,7 +239,7 @@ pub struct AllDocsOptions {
 pub enum AllDocsCursor {
     Start,
     /// At this key (inclusive), in the direction of iteration.
-    Before(String),
+    Before(Vec<u8>),
     /// With `keys`: at this index of them.
     KeyIndex(usize),
 }
@@ -316,26 +328,63 @@ struct Inner {
     ids: Arc<dyn IdSource>,
 }
 
+/// Ids up to this many bytes are their own key.
+const INLINE_ID_BYTES: usize = 150;
+/// A longer id's key: its first this many bytes, then 0xFF and a digest of the whole id.
+const LONG_ID_PREFIX: usize = 120;
+/// The longest document id accepted (CouchDB sets none; a bound keeps what one id costs in
+/// every change row and metadata record bounded).
+pub const MAX_DOC_ID_BYTES: usize = 16 * 1024;
+
+/// A document's part of every key of it. Keys are bounded in length, ids are not: an id
+/// longer than [`INLINE_ID_BYTES`] is keyed by its first [`LONG_ID_PREFIX`] bytes, 0xFF (which
+/// no UTF-8 text holds) and 16 bytes of its SHA-256, and its metadata records the whole id.
+/// Byte order of keys is the ids' order except among ids sharing their first 120 bytes.
+fn doc_key(id: &str) -> Vec<u8> {
+    let bytes = id.as_bytes();
+    if bytes.len() <= INLINE_ID_BYTES {
+        return bytes.to_vec();
+    }
+    let digest = sha2::Sha256::digest(bytes);
+    let mut key = bytes[..LONG_ID_PREFIX].to_vec();
+    key.push(0xff);
+    key.extend(
+        digest
+            .iter()
+            .take(16)
+            .flat_map(|b| format!("{b:02x}").into_bytes()),
+    );
+    key
+}
+
+/// Keys within the database's sublevels (`m`, `r`, `a`, `l`), and the same keys as the
+/// database's own level sees them, for batches: one place for the layout.
+fn meta_sub(id: &str) -> Vec<u8> {
+    doc_key(id)
+}
+fn body_sub(id: &str, rev: &Rev) -> Vec<u8> {
+    [doc_key(id).as_slice(), &[0], rev.to_string().as_bytes()].concat()
+}
+fn att_sub(id: &str, digest: &str) -> Vec<u8> {
+    [doc_key(id).as_slice(), &[0], digest.as_bytes()].concat()
+}
+fn local_sub(id: &str) -> Vec<u8> {
+    doc_key(id)
+}
 fn meta_key(id: &str) -> Vec<u8> {
-    [b"!m!".as_slice(), id.as_bytes()].concat()
+    [b"!m!".as_slice(), &meta_sub(id)].concat()
 }
 fn body_key(id: &str, rev: &Rev) -> Vec<u8> {
-    [
-        b"!r!".as_slice(),
-        id.as_bytes(),
-        &[0],
-        rev.to_string().as_bytes(),
-    ]
-    .concat()
+    [b"!r!".as_slice(), &body_sub(id, rev)].concat()
 }
 fn seq_key(seq: u64) -> Vec<u8> {
     [b"!s!".as_slice(), &seq.to_be_bytes()].concat()
 }
 fn att_key(id: &str, digest: &str) -> Vec<u8> {
-    [b"!a!".as_slice(), id.as_bytes(), &[0], digest.as_bytes()].concat()
+    [b"!a!".as_slice(), &att_sub(id, digest)].concat()
 }
 fn local_key(id: &str) -> Vec<u8> {
-    [b"!l!".as_slice(), id.as_bytes()].concat()
+    [b"!l!".as_slice(), &local_sub(id)].concat()
 }
 const COUNTERS: &[u8] = b"c";
 const SECURITY: &[u8] = b"sec";
@@ -356,6 +405,11 @@ fn parse_json(raw: &[u8]) -> Result<Value> {
 pub fn check_doc_id(id: &str) -> Result<()> {
     if id.is_empty() {
         return Err(CouchError::bad_request("Document id must not be empty"));
+    }
+    if id.len() > MAX_DOC_ID_BYTES {
+        return Err(CouchError::bad_request(format!(
+            "Document id is longer than {MAX_DOC_ID_BYTES} bytes"
+        )));
     }
     if id.starts_with('_') && !id.starts_with("_design/") {
         return Err(CouchError::bad_request(
@@ -820,15 +874,23 @@ impl Db {
                 limit: Some(COMPACT_PAGE),
                 ..RangeOptions::default()
             };
-            let mut keys = self.inner.meta.keys(range)?;
+            let mut entries = self.inner.meta.iterator(range)?;
             let mut ids = Vec::new();
-            while let Some(k) = keys.next().await? {
-                ids.push(String::from_utf8_lossy(&k).into_owned());
+            let mut last = None;
+            while let Some((k, raw)) = entries.next().await? {
+                let meta = Meta::from_bytes(&raw)?;
+                if !meta.old_bodies().is_empty() {
+                    ids.push(meta.id(&k));
+                }
+                last = Some(k);
             }
-            let Some(last) = ids.last() else {
+            let Some(last) = last else {
                 return Ok(total);
             };
-            after = Some(last.as_bytes().to_vec());
+            after = Some(last);
+            if ids.is_empty() {
+                continue;
+            }
             for _ in 0..WRITE_ATTEMPTS {
                 let mut writer = self.inner.writer.lock().await;
                 self.check_live()?;
@@ -903,6 +965,9 @@ impl Db {
         counters: &mut Counters,
     ) -> Result<WriteResult> {
         let id = inc.id.clone();
+        if id.len() > INLINE_ID_BYTES {
+            meta.long_id = Some(id.clone());
+        }
         let old_leaves: BTreeSet<Rev> = meta.tree.leaves().into_iter().map(|(r, _)| r).collect();
         let old_winner = meta.tree.winner();
 
@@ -1158,7 +1223,8 @@ impl Db {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let raws = self.inner.meta.get_many(ids).await?;
+        let keys: Vec<Vec<u8>> = ids.iter().map(|id| meta_sub(id)).collect();
+        let raws = self.inner.meta.get_many(&keys).await?;
         ids.iter()
             .zip(raws)
             .map(|(id, raw)| Ok((id.clone(), raw.map(|r| Meta::from_bytes(&r)).transpose()?)))
@@ -1167,10 +1233,7 @@ impl Db {
 
     /// Many revision bodies in one read.
     async fn bodies(&self, wanted: &[(String, Rev)]) -> Result<HashMap<(String, Rev), Value>> {
-        let keys: Vec<Vec<u8>> = wanted
-            .iter()
-            .map(|(id, rev)| [id.as_bytes(), &[0], rev.to_string().as_bytes()].concat())
-            .collect();
+        let keys: Vec<Vec<u8>> = wanted.iter().map(|(id, rev)| body_sub(id, rev)).collect();
         if keys.is_empty() {
             return Ok(HashMap::new());
         }
@@ -1186,15 +1249,14 @@ impl Db {
 
     async fn meta(&self, id: &str) -> Result<Option<Meta>> {
         self.check_live()?;
-        match self.inner.meta.get(id).await? {
+        match self.inner.meta.get(meta_sub(id)).await? {
             Some(raw) => Ok(Some(Meta::from_bytes(&raw)?)),
             None => Ok(None),
         }
     }
 
     async fn body(&self, id: &str, rev: &Rev) -> Result<Option<Value>> {
-        let key = [id.as_bytes(), &[0], rev.to_string().as_bytes()].concat();
-        match self.inner.bodies.get(key).await? {
+        match self.inner.bodies.get(body_sub(id, rev)).await? {
             Some(raw) => Ok(Some(parse_json(&raw)?)),
             None => Ok(None),
         }
@@ -1240,7 +1302,7 @@ impl Db {
                     let data = self
                         .inner
                         .atts
-                        .get([id.as_bytes(), &[0], digest.as_bytes()].concat())
+                        .get(att_sub(id, digest))
                         .await?
                         .ok_or_else(|| CouchError::internal(format!("attachment {name} lost")))?;
                     if let Value::Object(a) = &mut att {
@@ -1577,37 +1639,37 @@ impl Db {
         let end_inclusive = opts.inclusive_end;
         if let Some(l) = low {
             if opts.descending && !end_inclusive {
-                range.gt = Some(l.into_bytes());
+                range.gt = Some(doc_key(&l));
             } else {
-                range.gte = Some(l.into_bytes());
+                range.gte = Some(doc_key(&l));
             }
         }
         if let Some(h) = high {
             if !opts.descending && !end_inclusive {
-                range.lt = Some(h.into_bytes());
+                range.lt = Some(doc_key(&h));
             } else {
-                range.lte = Some(h.into_bytes());
+                range.lte = Some(doc_key(&h));
             }
         }
         // Resume where the previous page stopped (the tighter bound holds).
         if let AllDocsCursor::Before(k) = at {
             if opts.descending {
-                range.lte = Some(k.clone().into_bytes());
+                range.lte = Some(k.clone());
             } else {
-                range.gte = Some(k.clone().into_bytes());
+                range.gte = Some(k.clone());
             }
         }
         let mut it = self.inner.meta.iterator(range)?;
         let mut examined = 0;
         while let Some((k, raw)) = it.next().await? {
-            let id = String::from_utf8_lossy(&k).into_owned();
             if page.rows.len() >= max_rows || examined >= ALL_DOCS_PAGE {
                 // This key is the next page's first: resume just before it.
-                page.next = Some(AllDocsCursor::Before(id));
+                page.next = Some(AllDocsCursor::Before(k));
                 return Ok(page);
             }
             examined += 1;
             let meta = Meta::from_bytes(&raw)?;
+            let id = meta.id(&k);
             let Some((rev, false)) = meta.tree.winner() else {
                 continue;
             };
@@ -1732,7 +1794,7 @@ impl Db {
         let data = self
             .inner
             .atts
-            .get([id.as_bytes(), &[0], digest.as_bytes()].concat())
+            .get(att_sub(id, &digest))
             .await?
             .ok_or_else(|| CouchError::internal("attachment data lost"))?;
         Ok(AttachmentData {
@@ -1881,7 +1943,7 @@ impl Db {
         if id.is_empty() {
             return Err(CouchError::bad_request("Document id must not be empty"));
         }
-        let current = match self.inner.locals.get(id).await? {
+        let current = match self.inner.locals.get(local_sub(id)).await? {
             Some(raw) => parse_json(&raw)?["_rev"].as_str().map(str::to_owned),
             None => None,
         };
