@@ -398,3 +398,32 @@ async fn long_document_ids_work_everywhere() {
         (StatusCode::BAD_REQUEST, Some("bad_request"))
     );
 }
+
+#[tokio::test]
+async fn a_database_compacts_itself_past_its_threshold() {
+    let s = common::start(HttpConfig {
+        compact_after: 3,
+        ..HttpConfig::default()
+    })
+    .await;
+    let c = Couch { s };
+    c.call(Method::PUT, "/db", None).await;
+    let (_, r) = c.put("/db/doc", json!({"n": 0})).await;
+    let mut rev = r["rev"].as_str().unwrap().to_owned();
+    let first = rev.clone();
+    for n in 1..=3 {
+        let (_, r) = c.put("/db/doc", json!({"_rev": rev, "n": n})).await;
+        rev = r["rev"].as_str().unwrap().to_owned();
+    }
+    // The third old body reached the threshold: the database compacted itself.
+    let mut gone = false;
+    for _ in 0..200 {
+        if c.get(&format!("/db/doc?rev={first}")).await.0 == StatusCode::NOT_FOUND {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(gone, "the old revision outlived the threshold");
+    assert_eq!(c.get(&format!("/db/doc?rev={rev}")).await.0, StatusCode::OK);
+}
