@@ -83,7 +83,7 @@ async fn bad_input_gets_couchdb_errors_and_writes_nothing() {
     let seq_before = s.get("/db").await.1["update_seq"].clone();
 
     // (method, path, body, status, error name)
-    let long_id = format!("/db/{}", "x".repeat(400));
+    let long_id = format!("/db/{}", "x".repeat(16 * 1024 + 1));
     let cases: Vec<(Method, String, Option<&str>, u16, &str)> = vec![
         (
             Method::PUT,
