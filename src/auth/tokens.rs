@@ -218,9 +218,9 @@ mod tests {
         assert_eq!((scope.name.as_str(), scope.write), ("ci", true));
         assert!(scope.reaches("ns1") && !scope.reaches("ns2"));
         // A changed secret, a changed id, garbage: nothing.
-        let (head, _) = t.rsplit_once('_').unwrap();
+        let (head, _) = t.split_at(21); // `ckv_`, 16 hex digits, `_`
         for bad in [
-            format!("{head}_wrong"),
+            format!("{head}wrong"),
             t.replacen("ckv_", "ckv_0", 1),
             "nope".into(),
             String::new(),
@@ -237,7 +237,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let secret = t.rsplit_once('_').unwrap().1;
+        let secret = &t[21..];
         assert!(!String::from_utf8_lossy(&rec.value).contains(secret));
         // It expires, is listed without its secret, and is gone once revoked.
         assert_eq!(verify(&store, "sys", &t, 2_000).await.unwrap(), None);
