@@ -198,7 +198,11 @@ pub async fn run(
     let uuid = server_uuid(store.as_ref(), &UuidIds).await?;
     let couch = Arc::new(open_couch(&kv).await?);
     match couch.create_db(USERS_DB).await {
-        Ok(()) | Err(crate::couch::CouchError { status: 412, .. }) => {}
+        Ok(())
+        | Err(crate::couch::CouchError {
+            kind: crate::couch::ErrorKind::Exists,
+            ..
+        }) => {}
         Err(e) => return Err(e.into()),
     }
     let secret = auth_secret(store.as_ref()).await?;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::clock::Clock;
-use crate::couch::{Couch, CouchError, DocOptions, Result};
+use crate::couch::{Couch, CouchError, DocOptions, ErrorKind, Result};
 use crypto::PasswordHash;
 
 /// The `_users` database.
@@ -136,12 +136,16 @@ pub enum Need {
 pub fn deny(user: &UserCtx) -> CouchError {
     if user.name.is_none() {
         CouchError::new(
-            401,
+            ErrorKind::Unauthorized,
             "unauthorized",
             "You are not authorized to access this db.",
         )
     } else {
-        CouchError::new(403, "forbidden", "You are not allowed to access this db.")
+        CouchError::new(
+            ErrorKind::Forbidden,
+            "forbidden",
+            "You are not allowed to access this db.",
+        )
     }
 }
 
@@ -416,7 +420,7 @@ impl Auth {
                         renewed_cookie: None,
                     }),
                     None => Err(CouchError::new(
-                        401,
+                        ErrorKind::Unauthorized,
                         "unauthorized",
                         "Name or password is incorrect.",
                     )),
@@ -428,13 +432,17 @@ impl Auth {
             Credentials::Bearer(token) => {
                 let Some(secret) = &self.config.jwt_secret else {
                     return Err(CouchError::new(
-                        401,
+                        ErrorKind::Unauthorized,
                         "unauthorized",
                         "JWT authentication is not enabled.",
                     ));
                 };
                 let claims = crypto::check_jwt(secret, &token, self.now()).map_err(|e| {
-                    CouchError::new(401, "unauthorized", format!("Invalid token ({e:?})."))
+                    CouchError::new(
+                        ErrorKind::Unauthorized,
+                        "unauthorized",
+                        format!("Invalid token ({e:?})."),
+                    )
                 })?;
                 let roles = claims
                     .get("_couchdb.roles")
@@ -468,7 +476,7 @@ impl Auth {
         // An unknown database is as closed as a forbidden one: no existence leaks.
         let handle = match self.couch.db(db).await {
             Ok(h) => h,
-            Err(e) if e.status == 404 => return Err(deny(user)),
+            Err(e) if e.is(ErrorKind::NotFound) => return Err(deny(user)),
             Err(e) => return Err(e),
         };
         let sec = handle.security().await?;
@@ -555,7 +563,7 @@ impl Auth {
                 .unwrap_or(json!([]));
             if Value::Array(roles) != before {
                 return Err(CouchError::new(
-                    403,
+                    ErrorKind::Forbidden,
                     "forbidden",
                     "Only _admin may set roles",
                 ));
@@ -607,7 +615,7 @@ impl Auth {
             if self.config.delete_user_dbs {
                 match self.couch.delete_db(&db_name).await {
                     Ok(()) => {}
-                    Err(e) if e.status == 404 => {}
+                    Err(e) if e.is(ErrorKind::NotFound) => {}
                     Err(e) => return Err(e),
                 }
             } else if let Ok(db) = self.couch.db(&db_name).await {
@@ -620,7 +628,11 @@ impl Auth {
         }
         if created {
             match self.couch.create_db(&db_name).await {
-                Ok(()) | Err(CouchError { status: 412, .. }) => {}
+                Ok(())
+                | Err(CouchError {
+                    kind: ErrorKind::Exists,
+                    ..
+                }) => {}
                 Err(e) => return Err(e),
             }
             let db = self.couch.db(&db_name).await?;
@@ -643,7 +655,7 @@ impl Auth {
         };
         match db.get(id, &opts).await {
             Ok(doc) => Ok(Some(doc)),
-            Err(e) if e.status == 404 => Ok(None),
+            Err(e) if e.is(ErrorKind::NotFound) => Ok(None),
             Err(e) => Err(e),
         }
     }

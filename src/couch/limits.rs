@@ -2,7 +2,7 @@
 //! CPU of a request are bounded by these numbers and the body size, never by what the client
 //! asks; long answers are produced and sent a page at a time (see the pages in `db`).
 
-use super::error::CouchError;
+use super::error::{CouchError, ErrorKind};
 
 /// Documents in one `_bulk_docs` (CouchDB's `max_bulk_docs_count`).
 pub const MAX_BULK_DOCS: usize = 10_000;
@@ -65,8 +65,16 @@ pub fn check(kind: ListKind, len: usize) -> Result<(), CouchError> {
         return Ok(());
     }
     Err(match kind {
-        ListKind::BulkDocs => CouchError::new(413, "max_bulk_docs_count_exceeded", max.to_string()),
-        ListKind::BulkGet => CouchError::new(413, "max_bulk_get_count_exceeded", max.to_string()),
+        ListKind::BulkDocs => CouchError::new(
+            ErrorKind::TooLarge,
+            "max_bulk_docs_count_exceeded",
+            max.to_string(),
+        ),
+        ListKind::BulkGet => CouchError::new(
+            ErrorKind::TooLarge,
+            "max_bulk_get_count_exceeded",
+            max.to_string(),
+        ),
         _ => CouchError::too_large(format!(
             "{len} {} is more than the {max} one request may hold",
             kind.name()

@@ -35,7 +35,7 @@ pub use db::{
     AllDocsPage, AttachmentData, BulkGetItem, ChangesOptions, ChangesPage, Db, DbInfo, DocOptions,
     OpenRevs, WriteResult, ALL_DOCS_PAGE, MAX_LEAVES, MAX_TREE_REVS,
 };
-pub use error::{CouchError, Result};
+pub use error::{CouchError, ErrorKind, Result};
 pub use security::{Security, UserCtx};
 
 use crate::clock::IdSource;

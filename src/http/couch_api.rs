@@ -502,9 +502,7 @@ fn all_docs_options(p: &Params, keys: Option<Vec<String>>) -> Result<AllDocsOpti
         .iter()
         .any(|k| p.get(k).is_some());
     if opts.keys.is_some() && ranged {
-        return Err(CouchError::new(
-            400,
-            "query_parse_error",
+        return Err(CouchError::query_parse_error(
             "`keys` is incompatible with `key`, `start_key` and `end_key`",
         ));
     }

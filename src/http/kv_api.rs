@@ -3,7 +3,7 @@
 //! SDK work unchanged. Every reply is Cloudflare's envelope, except value reads (raw bytes).
 
 use axum::extract::{FromRequest, Multipart, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -142,50 +142,7 @@ async fn no_route() -> ApiError {
     ApiError::new(404, 7000, "No route for that URI")
 }
 
-/// An error in Cloudflare's envelope.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: u32,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: u16, code: u32, message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-            code,
-            message: message.into(),
-        }
-    }
-    fn bad(message: impl Into<String>) -> Self {
-        Self::new(400, 10000, message)
-    }
-}
-
-impl From<KvError> for ApiError {
-    fn from(e: KvError) -> Self {
-        Self::new(e.status(), e.code(), e.to_string())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(code = self.code, message = %self.message, "kv request failed");
-        }
-        (
-            self.status,
-            Json(json!({
-                "success": false,
-                "errors": [{"code": self.code, "message": self.message}],
-                "messages": [],
-                "result": null,
-            })),
-        )
-            .into_response()
-    }
-}
+pub use super::error::ApiError;
 
 type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -198,7 +155,9 @@ impl<S: Send + Sync> FromRequest<S> for KvBody {
         RawBody::from_request(req, state)
             .await
             .map(|RawBody(b)| KvBody(b))
-            .map_err(|e| ApiError::new(e.status, 10000, e.reason))
+            .map_err(|e| {
+                ApiError::new(super::error::couch_status(e.kind).as_u16(), 10000, e.reason)
+            })
     }
 }
 
@@ -258,7 +217,7 @@ async fn list_namespaces(State(s): State<AppState>, p: Params) -> Result<Respons
     if page < 1 {
         return Err(ApiError::bad("page must be at least 1"));
     }
-    let page = page as usize;
+    let page = usize::try_from(page).unwrap_or(usize::MAX);
     let per_page = int_param(&p, "per_page")?.unwrap_or(20).clamp(1, 1000) as usize;
     let mut all: Vec<_> =
         s.kv.list_namespaces()
@@ -280,7 +239,8 @@ async fn list_namespaces(State(s): State<AppState>, p: Params) -> Result<Respons
     // A page past the end is empty: the SDK pages until it gets one.
     let items: Vec<Value> = all
         .iter()
-        .skip((page - 1) * per_page)
+        // Checked: a client's page number times the page size must not wrap.
+        .skip((page - 1).saturating_mul(per_page))
         .take(per_page)
         .map(|n| namespace_json(&n.id, &n.title))
         .collect();

@@ -20,7 +20,7 @@ use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Auth;
-use crate::couch::{Couch, CouchError};
+use crate::couch::{Couch, CouchError, ErrorKind};
 use crate::kv::Kv;
 
 /// What every handler can reach.
@@ -177,7 +177,7 @@ async fn not_found() -> CouchError {
 
 async fn method_not_allowed(method: Method) -> CouchError {
     CouchError::new(
-        405,
+        ErrorKind::MethodNotAllowed,
         "method_not_allowed",
         format!("{method} is not allowed here"),
     )

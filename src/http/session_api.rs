@@ -13,7 +13,7 @@ use super::auth_layer::session_cookie;
 use super::error::RawBody;
 use super::AppState;
 use crate::auth::Session;
-use crate::couch::CouchError;
+use crate::couch::{CouchError, ErrorKind};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/_session", get(whoami).post(login).delete(logout))
@@ -73,7 +73,7 @@ async fn login(
         .await?
     else {
         return Err(CouchError::new(
-            401,
+            ErrorKind::Unauthorized,
             "unauthorized",
             "Name or password is incorrect.",
         ));

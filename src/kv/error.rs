@@ -1,5 +1,6 @@
-//! The kv layer's errors: each knows its HTTP status and Cloudflare error code, and displays the
-//! message Miniflare gives, so the HTTP layer maps them one to one.
+//! The kv layer's errors, one variant per thing that can go wrong, each displaying the message
+//! Miniflare gives. Which HTTP status and Cloudflare code each is, is decided in the HTTP layer
+//! (`http/kv_api.rs`), in one place.
 
 use couchkv_adapters::StoreError;
 
@@ -68,36 +69,6 @@ pub enum KvError {
     Unavailable,
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-impl KvError {
-    /// The HTTP status Workers KV (as Miniflare simulates it) answers with.
-    pub fn status(&self) -> u16 {
-        use KvError::*;
-        match self {
-            KeyTooLong(_) => 414,
-            MetadataTooLarge(_) | ValueTooLarge(_) | BulkGetTooLarge => 413,
-            BulkItem { source, .. } => source.status(),
-            KeyNotFound | NamespaceNotFound => 404,
-            Conflict(_) => 409,
-            Unavailable => 503,
-            Internal(_) => 500,
-            _ => 400,
-        }
-    }
-
-    /// The code in Cloudflare's v4 error envelope: the codes KV-API.md records, and 10000
-    /// (generic) for the rest, whose message carries the detail.
-    pub fn code(&self) -> u32 {
-        use KvError::*;
-        match self {
-            KeyNotFound => 10009,
-            NamespaceNotFound => 10013,
-            NamespaceExists => 10014,
-            BulkItem { source, .. } => source.code(),
-            _ => 10000,
-        }
-    }
 }
 
 impl From<StoreError> for KvError {
