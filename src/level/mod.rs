@@ -582,6 +582,13 @@ impl LevelDb {
         ))
     }
 
+    /// This sublevel's prefix as `ancestor` sees it: key `k` here is key `prefix ‖ k` there, so
+    /// one batch of the ancestor can write into its sublevels (abstract-level's `sublevel`
+    /// option of a batch). `None` when `ancestor` is not an ancestor of this handle.
+    pub fn prefix_within(&self, ancestor: &LevelDb) -> Option<&[u8]> {
+        self.prefix.strip_prefix(ancestor.prefix.as_slice())
+    }
+
     /// This handle's key prefix (empty for the root).
     pub fn prefix(&self) -> &[u8] {
         &self.prefix

@@ -51,24 +51,47 @@ pub(super) fn local_sub(id: &str) -> Vec<u8> {
     doc_key(id)
 }
 
-pub(super) fn meta_key(id: &str) -> Vec<u8> {
-    [b"!m!".as_slice(), &meta_sub(id)].concat()
+/// The keys of a database's records as the database's own level sees them, for its batches:
+/// each sublevel's prefix, taken from the sublevel itself (never spelled out by hand).
+pub(super) struct KeyLayout {
+    meta: Vec<u8>,
+    bodies: Vec<u8>,
+    seqs: Vec<u8>,
+    atts: Vec<u8>,
+    locals: Vec<u8>,
 }
 
-pub(super) fn body_key(id: &str, rev: &Rev) -> Vec<u8> {
-    [b"!r!".as_slice(), &body_sub(id, rev)].concat()
-}
-
-pub(super) fn seq_key(seq: u64) -> Vec<u8> {
-    [b"!s!".as_slice(), &seq.to_be_bytes()].concat()
-}
-
-pub(super) fn att_key(id: &str, digest: &str) -> Vec<u8> {
-    [b"!a!".as_slice(), &att_sub(id, digest)].concat()
-}
-
-pub(super) fn local_key(id: &str) -> Vec<u8> {
-    [b"!l!".as_slice(), &local_sub(id)].concat()
+impl KeyLayout {
+    /// The layout of `store`'s sublevels, in the order meta, bodies, seqs, atts, locals.
+    pub(super) fn new(store: &LevelDb, subs: [&LevelDb; 5]) -> Result<Self> {
+        let rel = |sub: &LevelDb| {
+            sub.prefix_within(store)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| CouchError::internal("a database sublevel outside its database"))
+        };
+        Ok(Self {
+            meta: rel(subs[0])?,
+            bodies: rel(subs[1])?,
+            seqs: rel(subs[2])?,
+            atts: rel(subs[3])?,
+            locals: rel(subs[4])?,
+        })
+    }
+    pub(super) fn meta(&self, id: &str) -> Vec<u8> {
+        [self.meta.as_slice(), &meta_sub(id)].concat()
+    }
+    pub(super) fn body(&self, id: &str, rev: &Rev) -> Vec<u8> {
+        [self.bodies.as_slice(), &body_sub(id, rev)].concat()
+    }
+    pub(super) fn seq(&self, seq: u64) -> Vec<u8> {
+        [self.seqs.as_slice(), &seq.to_be_bytes()].concat()
+    }
+    pub(super) fn att(&self, id: &str, digest: &str) -> Vec<u8> {
+        [self.atts.as_slice(), &att_sub(id, digest)].concat()
+    }
+    pub(super) fn local(&self, id: &str) -> Vec<u8> {
+        [self.locals.as_slice(), &local_sub(id)].concat()
+    }
 }
 
 pub(super) const COUNTERS: &[u8] = b"c";

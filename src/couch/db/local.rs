@@ -26,7 +26,7 @@ impl Db {
         self.check_live()?;
         // Guarded by the document itself: a node that wrote it in between makes this one
         // start over (and meet its revision check).
-        let key = local_key(id);
+        let key = self.inner.keys.local(id);
         for _ in 0..WRITE_ATTEMPTS {
             let before = self.inner.store.get(&key).await?;
             let mut staging = Staging::default();
@@ -76,7 +76,7 @@ impl Db {
             if current.is_none() {
                 return Err(CouchError::missing());
             }
-            staging.ops.push(BatchOp::del(local_key(id)));
+            staging.ops.push(BatchOp::del(self.inner.keys.local(id)));
             return Ok("0-0".into());
         }
         let n = current
@@ -89,7 +89,7 @@ impl Db {
         stored["_rev"] = Value::String(new_rev.clone());
         staging
             .ops
-            .push(BatchOp::put(local_key(id), json_bytes(&stored)));
+            .push(BatchOp::put(self.inner.keys.local(id), json_bytes(&stored)));
         Ok(new_rev)
     }
 }

@@ -42,21 +42,21 @@ impl Db {
                 if removed.is_empty() {
                     continue;
                 }
-                meta.drop_bodies(id, &removed, &mut ops);
+                meta.drop_bodies(&self.inner.keys, id, &removed, &mut ops);
                 match old_winner {
                     Some((_, true)) => next.doc_del_count = next.doc_del_count.saturating_sub(1),
                     Some((_, false)) => next.doc_count = next.doc_count.saturating_sub(1),
                     None => {}
                 }
                 if meta.seq > 0 {
-                    ops.push(BatchOp::del(seq_key(meta.seq)));
+                    ops.push(BatchOp::del(self.inner.keys.seq(meta.seq)));
                 }
                 let Some((winner, deleted)) = meta.tree.winner() else {
                     // Nothing left: the document is gone without a trace.
                     let leftover: Vec<Rev> =
                         meta.atts.keys().filter_map(|r| Rev::parse(r)).collect();
-                    meta.drop_bodies(id, &leftover, &mut ops);
-                    ops.push(BatchOp::del(meta_key(id)));
+                    meta.drop_bodies(&self.inner.keys, id, &leftover, &mut ops);
+                    ops.push(BatchOp::del(self.inner.keys.meta(id)));
                     continue;
                 };
                 // What is left gets a change row at a new sequence, so replicas learn the
@@ -69,10 +69,10 @@ impl Db {
                     next.doc_count += 1;
                 }
                 ops.push(BatchOp::put(
-                    seq_key(meta.seq),
+                    self.inner.keys.seq(meta.seq),
                     meta.change_row(id, &winner, deleted),
                 ));
-                ops.push(BatchOp::put(meta_key(id), meta.to_bytes()));
+                ops.push(BatchOp::put(self.inner.keys.meta(id), meta.to_bytes()));
             }
             next.purge_seq += 1;
             if self.commit(&mut writer, next, ops).await? {
@@ -140,8 +140,8 @@ impl Db {
                     if old.is_empty() {
                         continue;
                     }
-                    dropped += meta.drop_bodies(&id, &old, &mut ops);
-                    ops.push(BatchOp::put(meta_key(&id), meta.to_bytes()));
+                    dropped += meta.drop_bodies(&self.inner.keys, &id, &old, &mut ops);
+                    ops.push(BatchOp::put(self.inner.keys.meta(&id), meta.to_bytes()));
                 }
                 if ops.is_empty() {
                     break;

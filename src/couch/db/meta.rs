@@ -19,6 +19,7 @@ impl Meta {
     /// body refers to any more, staging the deletes in `ops`; returns how many bodies went.
     pub(super) fn drop_bodies<'a>(
         &mut self,
+        keys: &KeyLayout,
         id: &str,
         revs: impl IntoIterator<Item = &'a Rev>,
         ops: &mut Vec<BatchOp>,
@@ -27,14 +28,14 @@ impl Meta {
         let mut dropped = 0;
         for rev in revs {
             if self.atts.remove(&rev.to_string()).is_some() {
-                ops.push(BatchOp::del(body_key(id, rev)));
+                ops.push(BatchOp::del(keys.body(id, rev)));
                 dropped += 1;
             }
         }
         if dropped > 0 {
             let after: BTreeSet<&String> = self.atts.values().flatten().collect();
             for d in before.iter().filter(|d| !after.contains(d)) {
-                ops.push(BatchOp::del(att_key(id, d)));
+                ops.push(BatchOp::del(keys.att(id, d)));
             }
         }
         dropped

@@ -229,6 +229,8 @@ struct Inner {
     seqs: LevelDb,
     locals: LevelDb,
     atts: LevelDb,
+    /// The sublevels' keys as `store` sees them, for batches.
+    keys: KeyLayout,
     /// Serializes this process's writers; other nodes are kept out by the guard on the
     /// counters key (see [`Writer`]).
     writer: tokio::sync::Mutex<Writer>,
@@ -242,14 +244,23 @@ impl Db {
     pub(super) async fn load(name: &str, store: LevelDb, ids: Arc<dyn IdSource>) -> Result<Db> {
         let mut writer = Writer::default();
         writer.reload(&store).await?;
+        let (meta, bodies, seqs, atts, locals) = (
+            store.sublevel("m")?,
+            store.sublevel("r")?,
+            store.sublevel("s")?,
+            store.sublevel("a")?,
+            store.sublevel("l")?,
+        );
+        let keys = KeyLayout::new(&store, [&meta, &bodies, &seqs, &atts, &locals])?;
         Ok(Db {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
-                meta: store.sublevel("m")?,
-                bodies: store.sublevel("r")?,
-                seqs: store.sublevel("s")?,
-                locals: store.sublevel("l")?,
-                atts: store.sublevel("a")?,
+                meta,
+                bodies,
+                seqs,
+                locals,
+                atts,
+                keys,
                 store,
                 writer: tokio::sync::Mutex::new(writer),
                 deleted: AtomicBool::new(false),

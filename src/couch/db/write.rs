@@ -21,13 +21,13 @@ pub(super) struct Staging {
 impl Staging {
     /// Writes each changed document's metadata, stemmed to `revs_limit` (the bodies of the
     /// revisions stemming forgets go with them).
-    pub(super) fn finish(&mut self, revs_limit: usize, counters: &mut Counters) {
+    pub(super) fn finish(&mut self, keys: &KeyLayout, revs_limit: usize, counters: &mut Counters) {
         for id in std::mem::take(&mut self.changed) {
             if let Some(meta) = self.metas.get_mut(&id) {
                 let forgotten = meta.tree.stem(revs_limit);
-                let dropped = meta.drop_bodies(&id, &forgotten, &mut self.ops);
+                let dropped = meta.drop_bodies(keys, &id, &forgotten, &mut self.ops);
                 counters.garbage = counters.garbage.saturating_sub(dropped);
-                self.ops.push(BatchOp::put(meta_key(&id), meta.to_bytes()));
+                self.ops.push(BatchOp::put(keys.meta(&id), meta.to_bytes()));
             }
         }
     }
@@ -43,7 +43,7 @@ impl Db {
         if let Some(m) = staging.prefetched.remove(id) {
             return Ok(m);
         }
-        match self.inner.store.get(meta_key(id)).await? {
+        match self.inner.store.get(self.inner.keys.meta(id)).await? {
             Some(raw) => Ok(Some(Meta::from_bytes(&raw)?)),
             None => Ok(None),
         }
@@ -58,7 +58,7 @@ impl Db {
         if let Some(b) = staging.bodies.get(&(id.to_owned(), rev.clone())) {
             return Ok(Some(b.clone()));
         }
-        match self.inner.store.get(body_key(id, rev)).await? {
+        match self.inner.store.get(self.inner.keys.body(id, rev)).await? {
             Some(raw) => Ok(Some(parse_json(&raw)?)),
             None => Ok(None),
         }
@@ -96,7 +96,7 @@ impl Db {
                     }),
                 }
             }
-            staging.finish(DEFAULT_REVS_LIMIT, &mut next);
+            staging.finish(&self.inner.keys, DEFAULT_REVS_LIMIT, &mut next);
             if staging.ops.is_empty() {
                 return Ok(results);
             }
@@ -267,7 +267,10 @@ impl Db {
                 .get(&(id.clone(), new_leaf.clone()))
                 .cloned()
                 .unwrap_or(Value::Null);
-            ops.push(BatchOp::put(body_key(&id, &new_leaf), json_bytes(&body)));
+            ops.push(BatchOp::put(
+                self.inner.keys.body(&id, &new_leaf),
+                json_bytes(&body),
+            ));
             meta.atts.insert(new_leaf.to_string(), digests_of(&body));
         }
         // A leaf that stops being one keeps its body until compaction, as in CouchDB: old
@@ -281,7 +284,7 @@ impl Db {
         // The change row moves to the new sequence.
         counters.update_seq += 1;
         if meta.seq > 0 {
-            ops.push(BatchOp::del(seq_key(meta.seq)));
+            ops.push(BatchOp::del(self.inner.keys.seq(meta.seq)));
         }
         meta.seq = counters.update_seq;
         let (winner, winner_deleted) = meta
@@ -289,7 +292,7 @@ impl Db {
             .winner()
             .unwrap_or((new_leaf.clone(), inc.deleted));
         ops.push(BatchOp::put(
-            seq_key(meta.seq),
+            self.inner.keys.seq(meta.seq),
             meta.change_row(&id, &winner, winner_deleted),
         ));
 
@@ -386,7 +389,7 @@ impl Db {
                     None => new_pos,
                 };
                 ops.push(BatchOp::put(
-                    att_key(id, &digest),
+                    self.inner.keys.att(id, &digest),
                     Bytes::from(data.clone()),
                 ));
                 json!({"content_type": content_type, "revpos": revpos, "digest": digest, "length": data.len(), "stub": true})
