@@ -20,9 +20,7 @@ use crate::http::{app, AppState, HttpConfig};
 use crate::kv::Kv;
 use crate::level::{KvLevel, LevelDb};
 
-/// The namespace couchkv keeps its own state in. User namespaces have 32-hex-digit ids, so
-/// this id cannot collide with one.
-pub const SYSTEM_NAMESPACE: &str = "_couchkv_system";
+pub use crate::auth::SYSTEM_NAMESPACE;
 /// The namespace the CouchDB databases live in.
 pub const COUCH_NAMESPACE: &str = "_couchkv_couch";
 

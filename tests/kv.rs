@@ -616,3 +616,41 @@ async fn namespaces() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_resuming_watcher_catches_up_on_live_keys_only() {
+    on_both(|f| async move {
+        f.ns.put("p/a", Bytes::from("1"), PutOptions::default())
+            .await
+            .unwrap();
+        let since = f.ns.changed_since("p/", 0).await.unwrap();
+        let v0 = since[0].version;
+        f.ns.put(
+            "p/b",
+            Bytes::from("2"),
+            put_opts(None, Some(60), Some("{\"m\":1}")),
+        )
+        .await
+        .unwrap();
+        f.ns.put("p/c", Bytes::from("3"), PutOptions::default())
+            .await
+            .unwrap();
+        f.ns.put("q/x", Bytes::from("4"), PutOptions::default())
+            .await
+            .unwrap();
+        let missed = f.ns.changed_since("p/", v0).await.unwrap();
+        let keys: Vec<&str> = missed.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["p/b", "p/c"],
+            "oldest write first, only under the prefix"
+        );
+        assert_eq!(missed[0].metadata.as_deref(), Some("{\"m\":1}"));
+        // Once p/b has expired it is not replayed as a put, swept or not.
+        f.clock.advance_secs(61);
+        let missed = f.ns.changed_since("p/", v0).await.unwrap();
+        let keys: Vec<&str> = missed.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["p/c"]);
+    })
+    .await;
+}

@@ -21,6 +21,10 @@ use crate::clock::Clock;
 use crate::couch::{Couch, CouchError, DocOptions, ErrorKind, Result};
 use crypto::PasswordHash;
 
+/// The namespace couchkv keeps its own state in: the cookie secret, the server's uuid, API
+/// tokens. User namespaces have 32-hex-digit ids, so this id cannot collide with one.
+pub const SYSTEM_NAMESPACE: &str = "_couchkv_system";
+
 /// The `_users` database.
 pub const USERS_DB: &str = "_users";
 /// The id prefix of user documents.

@@ -135,7 +135,7 @@ async fn kv_token_allows(
     use super::kv_api::ApiError;
     let scope = crate::auth::tokens::verify(
         state.kv.store().as_ref(),
-        crate::server::SYSTEM_NAMESPACE,
+        crate::auth::SYSTEM_NAMESPACE,
         token,
         state.auth.now(),
     )

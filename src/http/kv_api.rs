@@ -51,7 +51,7 @@ pub fn routes() -> Router<AppState> {
 /// `GET /_couchkv/tokens` (server admins): every token's id, name, scope, creation and
 /// expiry; never a secret.
 async fn list_tokens(State(s): State<AppState>) -> Result<Response> {
-    let tokens = crate::auth::tokens::list(s.kv.store().as_ref(), crate::server::SYSTEM_NAMESPACE)
+    let tokens = crate::auth::tokens::list(s.kv.store().as_ref(), crate::auth::SYSTEM_NAMESPACE)
         .await
         .map_err(|e| ApiError::new(500, 10001, e.to_string()))?;
     Ok(ok(Value::Array(
@@ -62,7 +62,7 @@ async fn list_tokens(State(s): State<AppState>) -> Result<Response> {
 /// `DELETE /_couchkv/tokens/{id}` (server admins): the token stops working at once.
 async fn revoke_token(State(s): State<AppState>, KvPath(id): KvPath<String>) -> Result<Response> {
     let found =
-        crate::auth::tokens::revoke(s.kv.store().as_ref(), crate::server::SYSTEM_NAMESPACE, &id)
+        crate::auth::tokens::revoke(s.kv.store().as_ref(), crate::auth::SYSTEM_NAMESPACE, &id)
             .await
             .map_err(|e| ApiError::new(500, 10001, e.to_string()))?;
     if !found {
@@ -110,7 +110,7 @@ async fn create_token(State(s): State<AppState>, KvBody(body): KvBody) -> Result
     };
     let token = crate::auth::tokens::create(
         s.kv.store().as_ref(),
-        crate::server::SYSTEM_NAMESPACE,
+        crate::auth::SYSTEM_NAMESPACE,
         &new,
         now,
     )
@@ -611,29 +611,18 @@ async fn watch(
         .transpose()?;
     // Subscribe before reading the catch-up, so nothing falls between the two.
     let events = kv.watch(&prefix).await?;
-    let mut catch_up = Vec::new();
-    if let Some(since) = last {
-        let mut opts = couchkv_adapters::ListOptions {
-            prefix: prefix.clone(),
-            ..couchkv_adapters::ListOptions::default()
-        };
-        let store = s.kv.store().clone();
-        loop {
-            let page = store.list(&ns, &opts).await.map_err(KvError::from)?;
-            for e in &page.entries {
-                if e.version > since {
-                    catch_up.push((e.version, e.key.clone(), e.metadata.clone(), e.expiration));
-                }
-            }
-            match page.entries.last() {
-                Some(l) if page.more => opts.start = std::ops::Bound::Excluded(l.key.clone()),
-                _ => break,
-            }
-        }
-        catch_up.sort_by_key(|c| c.0);
-    }
-    let first = futures::stream::iter(catch_up.into_iter().map(|(v, k, m, e)| {
-        Ok::<_, std::convert::Infallible>(Bytes::from(event_text(v, "put", &k, m.as_deref(), e)))
+    let catch_up = match last {
+        Some(since) => kv.changed_since(&prefix, since).await?,
+        None => Vec::new(),
+    };
+    let first = futures::stream::iter(catch_up.into_iter().map(|c| {
+        Ok::<_, std::convert::Infallible>(Bytes::from(event_text(
+            c.version,
+            "put",
+            &c.key,
+            c.metadata.as_deref(),
+            c.expiration,
+        )))
     }));
     let live = futures::stream::unfold(Some(events), |events| async move {
         let mut events = events?;
