@@ -55,3 +55,5 @@ pub mod http;
 pub mod kv_cli;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
+pub mod service;

@@ -216,12 +216,17 @@ pub async fn run(
         config.auth.clone(),
     ));
     let sweeper = tokio::spawn(sweep_forever(kv.clone(), config.sweep_interval));
+    let service = Arc::new(crate::service::CouchService {
+        couch: couch.clone(),
+        auth: auth.clone(),
+        compact_after: config.http.compact_after,
+    });
     let state = AppState {
         kv,
         couch,
+        service,
         auth,
         uuid: uuid.into(),
-        compact_after: config.http.compact_after,
     };
     tracing::info!(addr = %listener.local_addr()?, "couchkv listening");
     let limits = crate::http::serve::ConnLimits {

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use super::error::{CouchPath, JsonBody, Params, RawBody};
 use super::stream::{json_pages, Step};
 use super::AppState;
-use crate::auth::{deny, Session, USERS_DB};
+use crate::auth::Session;
 use crate::couch::limits::{self, ListKind};
 use crate::couch::revs::Rev;
 use crate::couch::{
@@ -214,52 +214,22 @@ async fn db_post(
     write_doc(&state, &session, &name, id, &p, &headers, doc).await
 }
 
-/// Every document write goes through here, whatever the route: design documents need a
-/// database admin, and `_users` documents get the user rules (checked, password hashed) before
-/// the write and their per-user database made or released after it.
+/// A write through the service; a database that asks to be compacted is, in the background.
 async fn write_docs(
     state: &AppState,
     session: &Session,
     name: &str,
-    mut docs: Vec<Value>,
+    docs: Vec<Value>,
     new_edits: bool,
 ) -> Result<Vec<WriteResult>> {
-    let db = db(state, name).await?;
-    let id_of = |d: &Value| {
-        d.get("_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let ids: Vec<String> = docs.iter().map(id_of).collect();
-    state
-        .auth
-        .authorize_doc_writes(&session.user, name, ids.iter().map(String::as_str))
+    let written = state
+        .service
+        .write_docs(&session.user, name, docs, new_edits)
         .await?;
-    let mut user_docs = Vec::new();
-    if name == USERS_DB {
-        for doc in &mut docs {
-            let id = id_of(doc);
-            let current = state.auth.stored_user(&id).await?;
-            *doc = state
-                .auth
-                .prepare_user_doc(&session.user, &id, doc.take(), current.as_ref())
-                .await?;
-            let deleted = doc.get("_deleted") == Some(&Value::Bool(true));
-            user_docs.push((id, current.is_none(), deleted));
-        }
+    if let Some(db) = written.compact {
+        start_compaction(db);
     }
-    let results = db.bulk_docs(docs, new_edits).await?;
-    // A database whose old revisions pass the threshold compacts itself.
-    if state.compact_after > 0 && db.garbage().await >= state.compact_after {
-        start_compaction(db.clone());
-    }
-    for ((id, is_new, deleted), r) in user_docs.iter().zip(&results) {
-        if matches!(r, WriteResult::Ok { .. }) {
-            state.auth.after_user_write(id, *is_new, *deleted).await?;
-        }
-    }
-    Ok(results)
+    Ok(written.results)
 }
 
 async fn security_get(
@@ -588,21 +558,6 @@ async fn all_docs_page(mut st: AllDocsState) -> Result<Step<AllDocsState>> {
 
 // ---- documents ----
 
-/// A `_users` document is for server admins and for the user it describes.
-fn check_user_doc_read(session: &Session, db: &str, id: &str) -> Result<()> {
-    if db != USERS_DB || session.user.is_admin() {
-        return Ok(());
-    }
-    let own = id
-        .strip_prefix(crate::auth::USER_PREFIX)
-        .is_some_and(|n| session.user.name.as_deref() == Some(n));
-    if own {
-        Ok(())
-    } else {
-        Err(deny(&session.user))
-    }
-}
-
 async fn read_doc(
     state: &AppState,
     session: &Session,
@@ -610,7 +565,7 @@ async fn read_doc(
     id: &str,
     p: &Params,
 ) -> Result<Response> {
-    check_user_doc_read(session, name, id)?;
+    state.service.may_read_doc(&session.user, name, id)?;
     let db = db(state, name).await?;
     let opts = doc_options(p)?;
     if let Some(which) = p.get("open_revs") {

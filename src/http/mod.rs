@@ -31,8 +31,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// The server's identity, stable across restarts (replication checkpoints depend on it).
     pub uuid: Arc<str>,
-    /// Bodies of old revisions a database may keep before it compacts itself (0: never).
-    pub compact_after: u64,
+    /// The API's rules (see [`crate::service`]).
+    pub service: Arc<crate::service::CouchService>,
 }
 
 /// How the HTTP layer behaves.
