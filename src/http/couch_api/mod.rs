@@ -1,0 +1,267 @@
+//! CouchDB's HTTP API: thin handlers that parse, call the couch core and shape the answer.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde_json::{json, Map, Value};
+
+use super::error::{CouchPath, JsonBody, Params, RawBody};
+use super::stream::{json_pages, Step};
+use super::AppState;
+use crate::auth::Session;
+use crate::couch::limits::{self, ListKind};
+use crate::couch::revs::Rev;
+use crate::couch::{
+    AllDocsCursor, AllDocsOptions, BulkGetItem, CouchError, Db, DocOptions, OpenRevs, WriteResult,
+    ALL_DOCS_PAGE,
+};
+
+mod all_docs;
+mod attachments;
+mod bulk;
+mod databases;
+mod documents;
+mod local;
+mod server;
+
+use all_docs::*;
+use attachments::*;
+use bulk::*;
+use databases::*;
+use documents::*;
+use local::*;
+use server::*;
+
+type Result<T, E = CouchError> = std::result::Result<T, E>;
+
+pub fn routes() -> Router<AppState> {
+    // `get` answers HEAD too (the same handler, without the body).
+    let database = get(db_info).put(db_create).delete(db_delete).post(db_post);
+    let document = get(doc_get).put(doc_put).delete(doc_delete);
+    let attachment = get(att_get).put(att_put).delete(att_delete);
+    Router::new()
+        .route("/_all_dbs", get(all_dbs))
+        .route("/_uuids", get(uuids))
+        // PouchDB addresses a database as `/db/`.
+        .route("/{db}", database.clone())
+        .route("/{db}/", database)
+        .route("/{db}/_all_docs", get(all_docs_get).post(all_docs_post))
+        .route("/{db}/_bulk_docs", post(bulk_docs))
+        .route("/{db}/_bulk_get", post(bulk_get))
+        .route("/{db}/_revs_diff", post(revs_diff))
+        .route("/{db}/_ensure_full_commit", post(ensure_full_commit))
+        .route("/{db}/_compact", post(compact))
+        .route("/{db}/_purge", post(purge))
+        .route("/{db}/_security", get(security_get).put(security_put))
+        .route(
+            "/{db}/_changes",
+            get(super::changes::changes_get).post(super::changes::changes_post),
+        )
+        .route(
+            "/{db}/_local/{id}",
+            get(local_get).put(local_put).delete(local_delete),
+        )
+        .route(
+            "/{db}/_local/{id}/{*att}",
+            axum::routing::any(local_attachment),
+        )
+        .route("/{db}/_design/{ddoc}", document.clone())
+        .route("/{db}/_design/{ddoc}/{*att}", attachment.clone())
+        .route("/{db}/{doc}", document)
+        .route("/{db}/{doc}/{*att}", attachment)
+}
+
+async fn db(state: &AppState, name: &str) -> Result<Db> {
+    state.couch.db(name).await
+}
+
+fn created(v: Value) -> Response {
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+fn write_response(r: WriteResult, status: StatusCode) -> Response {
+    match r {
+        WriteResult::Ok { id, rev } => {
+            let etag = HeaderValue::from_str(&format!("\"{rev}\"")).ok();
+            let mut resp =
+                (status, Json(json!({"ok": true, "id": id, "rev": rev}))).into_response();
+            if let Some(etag) = etag {
+                resp.headers_mut().insert(header::ETAG, etag);
+            }
+            resp
+        }
+        WriteResult::Err { error, .. } => error.into_response(),
+    }
+}
+
+fn rev_param(p: &Params, body: Option<&Value>, headers: &HeaderMap) -> Result<Option<Rev>> {
+    let raw = p
+        .get("rev")
+        .map(str::to_owned)
+        .or_else(|| {
+            body.and_then(|b| b.get("_rev"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .or_else(|| {
+            headers
+                .get(header::IF_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.trim_matches('"').to_owned())
+        });
+    match raw {
+        None => Ok(None),
+        Some(s) => Rev::parse(&s)
+            .map(Some)
+            .ok_or_else(|| CouchError::bad_request("Invalid rev format")),
+    }
+}
+
+fn revs_list(v: &Value, what: &str, kind: ListKind) -> Result<Vec<Rev>> {
+    let list = v
+        .as_array()
+        .ok_or_else(|| CouchError::bad_request(format!("{what} must be a JSON array")))?;
+    limits::check(kind, list.len())?;
+    list.iter()
+        .map(|r| {
+            r.as_str()
+                .and_then(Rev::parse)
+                .ok_or_else(|| CouchError::bad_request("Invalid rev format"))
+        })
+        .collect()
+}
+
+fn doc_options(p: &Params) -> Result<DocOptions> {
+    Ok(DocOptions {
+        rev: match p.get("rev") {
+            Some(r) => {
+                Some(Rev::parse(r).ok_or_else(|| CouchError::bad_request("Invalid rev format"))?)
+            }
+            None => None,
+        },
+        revs: p.flag("revs")?,
+        revs_info: p.flag("revs_info")?,
+        conflicts: p.flag("conflicts")?,
+        deleted_conflicts: p.flag("deleted_conflicts")?,
+        latest: p.flag("latest")?,
+        attachments: p.flag("attachments")?,
+        atts_since: match p.json("atts_since")? {
+            Some(v) => revs_list(&v, "atts_since", ListKind::AttsSince)?,
+            None => Vec::new(),
+        },
+        with_password_hash: false,
+    })
+}
+
+/// A write through the service; a database that asks to be compacted is, in the background.
+async fn write_docs(
+    state: &AppState,
+    session: &Session,
+    name: &str,
+    docs: Vec<Value>,
+    new_edits: bool,
+) -> Result<Vec<WriteResult>> {
+    let written = state
+        .service
+        .write_docs(&session.user, name, docs, new_edits)
+        .await?;
+    if let Some(db) = written.compact {
+        start_compaction(db);
+    }
+    Ok(written.results)
+}
+
+fn single(mut results: Vec<WriteResult>) -> Result<WriteResult> {
+    results
+        .pop()
+        .ok_or_else(|| CouchError::internal("no write result"))
+}
+
+/// Compacts in the background unless a compaction of that database already runs.
+fn start_compaction(db: Db) {
+    if db.begin_compaction() {
+        tokio::spawn(async move {
+            match db.compact().await {
+                Ok(n) => tracing::debug!(db = db.name(), dropped = n, "compacted"),
+                Err(e) => tracing::warn!(db = db.name(), error = %e, "compaction failed"),
+            }
+        });
+    }
+}
+
+fn string_list(v: &Value, what: &str, kind: ListKind) -> Result<Vec<String>> {
+    if let Some(list) = v.as_array() {
+        limits::check(kind, list.len())?;
+    }
+    v.as_array()
+        .and_then(|a| a.iter().map(|k| k.as_str().map(str::to_owned)).collect())
+        .ok_or_else(|| CouchError::bad_request(format!("`{what}` must be an array of strings")))
+}
+
+/// A document's database and id, from `/{db}/{doc}` or `/{db}/_design/{ddoc}`.
+pub struct DocPath {
+    db: String,
+    id: String,
+    att: Option<String>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for DocPath {
+    type Rejection = CouchError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let CouchPath(mut p) =
+            CouchPath::<std::collections::HashMap<String, String>>::from_request_parts(
+                parts, state,
+            )
+            .await?;
+        let db = p.remove("db").unwrap_or_default();
+        let id = match (p.remove("ddoc"), p.remove("doc")) {
+            (Some(ddoc), _) => format!("_design/{ddoc}"),
+            (None, Some(doc)) => doc,
+            (None, None) => return Err(CouchError::bad_request("no document in the path")),
+        };
+        Ok(DocPath {
+            db,
+            id,
+            att: p.remove("att"),
+        })
+    }
+}
+
+impl DocPath {
+    fn att(&self) -> Result<&str> {
+        self.att
+            .as_deref()
+            .ok_or_else(|| CouchError::bad_request("no attachment in the path"))
+    }
+}
+
+/// Doc ids for `filter=_doc_ids`, from the query or a POST body.
+pub(super) fn doc_ids_filter(p: &Params, body: Option<&Value>) -> Result<Option<HashSet<String>>> {
+    match p.get("filter") {
+        None => Ok(None),
+        Some("_doc_ids") => {
+            let v = match body.and_then(|b| b.get("doc_ids")) {
+                Some(v) => v.clone(),
+                None => p
+                    .json("doc_ids")?
+                    .ok_or_else(|| CouchError::bad_request("filter=_doc_ids needs doc_ids"))?,
+            };
+            Ok(Some(
+                string_list(&v, "doc_ids", ListKind::DocIds)?
+                    .into_iter()
+                    .collect(),
+            ))
+        }
+        Some(other) => Err(CouchError::bad_request(format!(
+            "filter {other:?} is not supported; only _doc_ids is"
+        ))),
+    }
+}
