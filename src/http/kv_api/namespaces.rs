@@ -1,0 +1,83 @@
+//! Namespaces: list (paged, ordered), create, get, rename, delete.
+
+use super::*;
+
+pub(super) async fn list_namespaces(State(s): State<AppState>, p: Params) -> Result<Response> {
+    let page = int_param(&p, "page")?.unwrap_or(1);
+    if page < 1 {
+        return Err(ApiError::bad("page must be at least 1"));
+    }
+    let page = usize::try_from(page).unwrap_or(usize::MAX);
+    let per_page = int_param(&p, "per_page")?.unwrap_or(20).clamp(1, 1000) as usize;
+    let mut all: Vec<_> =
+        s.kv.list_namespaces()
+            .await?
+            .into_iter()
+            .filter(|n| visible(&n.id))
+            .collect();
+    match p.get("order") {
+        Some("title") => all.sort_by(|a, b| a.title.cmp(&b.title)),
+        Some("id") | None => all.sort_by(|a, b| a.id.cmp(&b.id)),
+        Some(other) => return Err(ApiError::bad(format!("Invalid order: {other}"))),
+    }
+    match p.get("direction") {
+        Some("desc") => all.reverse(),
+        Some("asc") | None => {}
+        Some(other) => return Err(ApiError::bad(format!("Invalid direction: {other}"))),
+    }
+    let total = all.len();
+    // A page past the end is empty: the SDK pages until it gets one.
+    let items: Vec<Value> = all
+        .iter()
+        // Checked: a client's page number times the page size must not wrap.
+        .skip((page - 1).saturating_mul(per_page))
+        .take(per_page)
+        .map(|n| namespace_json(&n.id, &n.title))
+        .collect();
+    let info =
+        json!({"page": page, "per_page": per_page, "count": items.len(), "total_count": total});
+    Ok(ok_with_info(Value::Array(items), info))
+}
+
+pub(super) fn title_of(body: &[u8]) -> Result<String> {
+    match json_body(body)?.get("title") {
+        Some(Value::String(t)) => Ok(t.clone()),
+        _ => Err(ApiError::bad("A title is required")),
+    }
+}
+
+pub(super) async fn create_namespace(
+    State(s): State<AppState>,
+    KvBody(body): KvBody,
+) -> Result<Response> {
+    let ns = s.kv.create_namespace(&title_of(&body)?).await?;
+    Ok(ok(namespace_json(&ns.id, &ns.title)))
+}
+
+pub(super) async fn get_namespace(
+    State(s): State<AppState>,
+    KvPath((_, ns)): KvPath<(String, String)>,
+) -> Result<Response> {
+    check_visible(&ns)?;
+    let n = s.kv.get_namespace(&ns).await?;
+    Ok(ok(namespace_json(&n.id, &n.title)))
+}
+
+pub(super) async fn rename_namespace(
+    State(s): State<AppState>,
+    KvPath((_, ns)): KvPath<(String, String)>,
+    KvBody(body): KvBody,
+) -> Result<Response> {
+    check_visible(&ns)?;
+    let n = s.kv.rename_namespace(&ns, &title_of(&body)?).await?;
+    Ok(ok(namespace_json(&n.id, &n.title)))
+}
+
+pub(super) async fn delete_namespace(
+    State(s): State<AppState>,
+    KvPath((_, ns)): KvPath<(String, String)>,
+) -> Result<Response> {
+    check_visible(&ns)?;
+    s.kv.delete_namespace(&ns).await?;
+    Ok(ok(json!({})))
+}

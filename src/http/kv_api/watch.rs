@@ -1,0 +1,99 @@
+//! The watch extension: key changes as server-sent events, resumable by version.
+
+use super::*;
+
+/// Heartbeat of an idle watch stream.
+pub(super) const WATCH_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
+
+pub(super) fn event_text(
+    version: u64,
+    kind: &str,
+    key: &str,
+    metadata: Option<&str>,
+    expiration: Option<u64>,
+) -> String {
+    let mut data = json!({"key": key});
+    if let Some(m) = metadata {
+        data["metadata"] = serde_json::from_str(m).unwrap_or(Value::Null);
+    }
+    if let Some(e) = expiration {
+        data["expiration"] = json!(e);
+    }
+    format!("id: {version}\nevent: {kind}\ndata: {data}\n\n")
+}
+
+/// `GET …/namespaces/{ns}/watch?prefix=` (couchkv's extension): every put, delete and expiry
+/// under the prefix as server-sent events (`event: put|delete|expire`, `id:` the store's
+/// version, `data:` key, metadata, expiration), a heartbeat every 15 s while idle. With
+/// `Last-Event-ID` (header or query) the stream first replays, as `put` events, the keys under
+/// the prefix written after that version; deletions in the gap are not replayed (the store
+/// keeps no change log).
+pub(super) async fn watch(
+    State(s): State<AppState>,
+    KvPath((_, ns)): KvPath<(String, String)>,
+    p: Params,
+    headers: HeaderMap,
+) -> Result<Response> {
+    use futures::StreamExt;
+    check_visible(&ns)?;
+    let prefix = p.get("prefix").unwrap_or_default().to_owned();
+    let kv = s.kv.namespace(&ns);
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or(p.get("last-event-id"))
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad("Last-Event-ID must be a version number"))
+        })
+        .transpose()?;
+    // Subscribe before reading the catch-up, so nothing falls between the two.
+    let events = kv.watch(&prefix).await?;
+    let catch_up = match last {
+        Some(since) => kv.changed_since(&prefix, since).await?,
+        None => Vec::new(),
+    };
+    let first = futures::stream::iter(catch_up.into_iter().map(|c| {
+        Ok::<_, std::convert::Infallible>(Bytes::from(event_text(
+            c.version,
+            "put",
+            &c.key,
+            c.metadata.as_deref(),
+            c.expiration,
+        )))
+    }));
+    let live = futures::stream::unfold(Some(events), |events| async move {
+        let mut events = events?;
+        tokio::select! {
+            ev = events.next() => match ev {
+                Some(Ok(ev)) => {
+                    let text = match &ev.kind {
+                        couchkv_adapters::EventKind::Put { metadata, expiration } => {
+                            event_text(ev.version, "put", &ev.key, metadata.as_deref(), *expiration)
+                        }
+                        couchkv_adapters::EventKind::Delete => event_text(ev.version, "delete", &ev.key, None, None),
+                        couchkv_adapters::EventKind::Expire => event_text(ev.version, "expire", &ev.key, None, None),
+                    };
+                    Some((Ok(Bytes::from(text)), Some(events)))
+                }
+                // The store closed the watch (it lagged, or the namespace went away): end; the
+                // client reconnects with Last-Event-ID.
+                _ => None,
+            },
+            _ = tokio::time::sleep(WATCH_HEARTBEAT) => {
+                Some((Ok(Bytes::from_static(b"event: heartbeat\ndata: \n\n")), Some(events)))
+            }
+        }
+    });
+    let mut resp = Response::new(axum::body::Body::from_stream(first.chain(live)));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache"),
+    );
+    Ok(resp)
+}
