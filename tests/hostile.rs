@@ -244,6 +244,31 @@ async fn every_route_refuses_hostile_input_cleanly() {
             413,
             Cd("too_large"),
         ),
+        // _purge and _compact (the fidelity issue): bad bodies are refused whole.
+        row(M::POST, "/db/_purge", "[]", 400, Cd("bad_request")),
+        row(
+            M::POST,
+            "/db/_purge",
+            r#"{"doc":"1-a"}"#,
+            400,
+            Cd("bad_request"),
+        ),
+        row(
+            M::POST,
+            "/db/_purge",
+            r#"{"doc":["nope"]}"#,
+            400,
+            Cd("bad_request"),
+        ),
+        row(M::POST, "/nodb/_purge", "{}", 404, Cd("not_found")),
+        row(M::POST, "/nodb/_compact", "{}", 404, Cd("not_found")),
+        row(
+            M::PUT,
+            &format!("/db/{}", "x".repeat(16 * 1024 + 1)),
+            "{}",
+            400,
+            Cd("bad_request"),
+        ),
         // Server-level routes.
         row(M::GET, "/_uuids?count=-1", "", 400, Cd("bad_request")),
         row(M::GET, "/_uuids?count=abc", "", 400, Cd("bad_request")),
