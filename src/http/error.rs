@@ -27,6 +27,7 @@ pub fn kv_status(e: &crate::kv::KvError) -> u16 {
         KeyNotFound | NamespaceNotFound => 404,
         Conflict(_) => 409,
         Unavailable => 503,
+        NotSupported(_) => 501,
         Internal(_) => 500,
         _ => 400,
     }

@@ -67,6 +67,9 @@ pub enum KvError {
     Conflict(String),
     #[error("the store is closed")]
     Unavailable,
+    /// The store cannot do what was asked (its capabilities say so).
+    #[error("not supported by this store: {0}")]
+    NotSupported(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -78,6 +81,7 @@ impl From<StoreError> for KvError {
             StoreError::NamespaceExists(_) => KvError::NamespaceExists,
             StoreError::Conflict { key } => KvError::Conflict(key),
             StoreError::Closed => KvError::Unavailable,
+            StoreError::NotSupported(what) => KvError::NotSupported(what),
             other => KvError::Internal(other.to_string()),
         }
     }

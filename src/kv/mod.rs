@@ -431,8 +431,8 @@ impl KvNamespace {
     /// still tells whether keys beyond the page exist.
     pub async fn scan(&self, opts: &StoreList) -> Result<ListPage> {
         if !self.store.capabilities().ranges {
-            return Err(KvError::Internal(
-                "this store lists only forward by prefix".into(),
+            return Err(KvError::NotSupported(
+                "ranges: this store lists only forward by prefix",
             ));
         }
         let mut page = self.store.list(&self.id, opts).await?;

@@ -73,6 +73,7 @@ impl From<KvError> for LevelError {
             KvError::ValueTooLarge(_) => ErrorCode::InvalidValue,
             KvError::BulkItem { source, .. } => return LevelError::from((**source).clone()),
             KvError::Unavailable => ErrorCode::DatabaseNotOpen,
+            KvError::NotSupported(_) => ErrorCode::NotSupported,
             _ => ErrorCode::IoError,
         };
         LevelError::new(code, e.to_string())
