@@ -168,6 +168,19 @@ async fn every_route_with_every_identity() {
             Some(json!({"admins": {"names": ["dave"]}, "members": {"names": ["bob"]}})),
             [401, 403, 403, 200, 200],
         ),
+        // Compaction and purge are for database admins.
+        (
+            Method::POST,
+            "/shared/_compact".into(),
+            Some(json!({})),
+            [401, 403, 403, 202, 202],
+        ),
+        (
+            Method::POST,
+            "/shared/_purge".into(),
+            Some(json!({"nothing": ["1-a"]})),
+            [401, 403, 403, 201, 201],
+        ),
         (
             Method::PUT,
             "/shared/withatt/a.txt".into(),

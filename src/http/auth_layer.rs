@@ -12,64 +12,18 @@ use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
-use super::AppState;
-use crate::auth::{Credentials, Need, Session, USERS_DB, USER_PREFIX};
+use std::collections::HashMap;
 
-/// What a route needs before its handler runs.
-enum Access {
-    Public,
-    ServerAdmin,
-    /// The KV API: a server admin (API tokens come with their own scopes). Refusals are in
-    /// Cloudflare's envelope.
-    Kv,
-    Db(String, Need),
-    /// A `_users` document: the handler applies the user-document rules.
-    UserDoc,
-}
+use super::error::CouchPath;
+use super::AppState;
+use crate::auth::{Credentials, Session};
+use crate::couch::CouchError;
+use crate::service::access::{access, Access, Resource};
 
 fn decode(seg: &str) -> String {
     percent_encoding::percent_decode_str(seg)
         .decode_utf8_lossy()
         .into_owned()
-}
-
-fn classify(method: &Method, path: &str) -> Access {
-    if path.starts_with("/client/v4/") {
-        return Access::Kv;
-    }
-    let segs: Vec<String> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(decode)
-        .collect();
-    let write = !matches!(*method, Method::GET | Method::HEAD);
-    let Some(db) = segs.first() else {
-        return Access::Public;
-    };
-    match (db.as_str(), segs.len()) {
-        ("_up" | "_uuids" | "_session", 1) => return Access::Public,
-        ("_all_dbs", 1) | ("_couchkv", _) => return Access::ServerAdmin,
-        _ => {}
-    }
-    if db == USERS_DB {
-        return match segs.get(1) {
-            Some(id) if id.starts_with(USER_PREFIX) && segs.len() == 2 => Access::UserDoc,
-            _ => Access::ServerAdmin,
-        };
-    }
-    let need = match (segs.len(), segs.get(1).map(String::as_str)) {
-        (1, _) if *method == Method::PUT || *method == Method::DELETE => {
-            return Access::ServerAdmin
-        }
-        (_, Some("_security")) if write => Need::DbAdmin,
-        (_, Some("_compact" | "_purge")) => Need::DbAdmin,
-        // `_design/x` as two segments or, percent-encoded, as one.
-        (_, Some(seg)) if write && (seg == "_design" || crate::couch::is_design_doc(seg)) => {
-            Need::DbAdmin
-        }
-        _ => Need::Member,
-    };
-    Access::Db(db.clone(), need)
 }
 
 /// The credentials a request carries: Basic, a bearer token, or the `AuthSession` cookie. An
@@ -161,6 +115,47 @@ async fn kv_token_allows(
     }
 }
 
+/// After routing: what the route's resource needs (the service's one access decision),
+/// from the router's own decoded path parameters.
+pub async fn guard(
+    State((state, resource)): State<(AppState, Resource)>,
+    CouchPath(params): CouchPath<HashMap<String, String>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(session) = req.extensions().get::<Session>() else {
+        return CouchError::internal("a route ran without authentication").into_response();
+    };
+    let write = !matches!(*req.method(), Method::GET | Method::HEAD);
+    let db = params.get("db").map(String::as_str).unwrap_or_default();
+    let doc = match (params.get("ddoc"), params.get("doc")) {
+        (Some(ddoc), _) => Some(format!("_design/{ddoc}")),
+        (None, doc) => doc.cloned(),
+    };
+    let allowed = match access(resource, write, db, doc.as_deref()) {
+        Access::UserDoc => Ok(()),
+        Access::ServerAdmin if session.user.is_admin() => Ok(()),
+        Access::ServerAdmin => Err(crate::auth::deny(&session.user)),
+        Access::Db(need) => state.auth.authorize(&session.user, db, need).await,
+    };
+    match allowed {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The guard of routes serving `resource`.
+pub fn guarded(
+    state: &AppState,
+    resource: Resource,
+    route: axum::routing::MethodRouter<AppState>,
+) -> axum::routing::MethodRouter<AppState> {
+    route.route_layer(axum::middleware::from_fn_with_state(
+        (state.clone(), resource),
+        guard,
+    ))
+}
+
 pub fn session_cookie(value: &str, max_age: u64) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!(
         "AuthSession={value}; Version=1; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax"
@@ -198,31 +193,15 @@ pub async fn authenticate(
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    let access = classify(req.method(), req.uri().path());
-    let allowed = match access {
-        Access::Public | Access::UserDoc => Ok(()),
-        Access::Kv => {
-            if !session.user.is_admin() {
-                let (status, message) = if session.user.name.is_none() {
-                    (401, "Authentication error")
-                } else {
-                    (403, "Authorization error")
-                };
-                return super::kv_api::ApiError::new(status, 10000, message).into_response();
-            }
-            Ok(())
-        }
-        Access::ServerAdmin => {
-            if session.user.is_admin() {
-                Ok(())
-            } else {
-                Err(crate::auth::deny(&session.user))
-            }
-        }
-        Access::Db(db, need) => state.auth.authorize(&session.user, &db, need).await,
-    };
-    if let Err(e) = allowed {
-        return e.into_response();
+    // The KV API is for server admins (and API tokens, above), whatever the route. CouchDB
+    // routes are guarded each by the resource it serves (`guard`, after routing).
+    if kv_api && !session.user.is_admin() {
+        let (status, message) = if session.user.name.is_none() {
+            (401, "Authentication error")
+        } else {
+            (403, "Authorization error")
+        };
+        return super::kv_api::ApiError::new(status, 10000, message).into_response();
     }
     let renewed = session.renewed_cookie.clone();
     req.extensions_mut().insert::<Session>(session);
@@ -234,42 +213,4 @@ pub async fn authenticate(
         }
     }
     resp
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn need(method: Method, path: &str) -> String {
-        match classify(&method, path) {
-            Access::Public => "public".into(),
-            Access::ServerAdmin => "server admin".into(),
-            Access::Kv => "kv".into(),
-            Access::UserDoc => "user doc".into(),
-            Access::Db(db, n) => format!("{db} {n:?}"),
-        }
-    }
-
-    #[test]
-    fn routes_are_classified() {
-        assert_eq!(need(Method::GET, "/"), "public");
-        assert_eq!(need(Method::POST, "/_session"), "public");
-        assert_eq!(need(Method::GET, "/_all_dbs"), "server admin");
-        assert_eq!(need(Method::PUT, "/db"), "server admin");
-        assert_eq!(need(Method::DELETE, "/db/"), "server admin");
-        assert_eq!(need(Method::GET, "/db"), "db Member");
-        assert_eq!(need(Method::PUT, "/db/_security"), "db DbAdmin");
-        assert_eq!(need(Method::GET, "/db/_security"), "db Member");
-        assert_eq!(need(Method::PUT, "/db/_design/x"), "db DbAdmin");
-        assert_eq!(need(Method::GET, "/db/_design/x"), "db Member");
-        assert_eq!(need(Method::PUT, "/db/_design%2Fx/a.js"), "db DbAdmin");
-        assert_eq!(need(Method::DELETE, "/db/_design%2fx"), "db DbAdmin");
-        assert_eq!(need(Method::PUT, "/a%2Fb/doc"), "a/b Member");
-        assert_eq!(
-            need(Method::PUT, "/_users/org.couchdb.user:bob"),
-            "user doc"
-        );
-        assert_eq!(need(Method::GET, "/_users/_all_docs"), "server admin");
-        assert_eq!(need(Method::GET, "/_users"), "server admin");
-    }
 }

@@ -70,8 +70,8 @@ pub fn app(state: AppState, config: &HttpConfig) -> Router {
         .route("/", get(welcome))
         .route("/_up", get(up))
         .merge(session_api::routes())
-        .merge(kv_api::routes())
-        .merge(couch_api::routes())
+        .merge(kv_api::routes(&state))
+        .merge(couch_api::routes(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

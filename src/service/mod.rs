@@ -6,6 +6,8 @@
 //! documents are checked, hashed, and make or release their per-user database; a database past
 //! its old-revision threshold asks to be compacted) and who may read a `_users` document.
 
+pub mod access;
+
 use std::sync::Arc;
 
 use serde_json::Value;

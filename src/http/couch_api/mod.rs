@@ -39,41 +39,59 @@ use server::*;
 
 type Result<T, E = CouchError> = std::result::Result<T, E>;
 
-pub fn routes() -> Router<AppState> {
-    // `get` answers HEAD too (the same handler, without the body).
-    let database = get(db_info).put(db_create).delete(db_delete).post(db_post);
-    let document = get(doc_get).put(doc_put).delete(doc_delete);
-    let attachment = get(att_get).put(att_put).delete(att_delete);
+pub fn routes(state: &AppState) -> Router<AppState> {
+    use crate::service::access::Resource::*;
+    let g = |resource, route| super::auth_layer::guarded(state, resource, route);
+    // `get` answers HEAD too (the same handler, without the body). A database's own methods
+    // and `POST /db` (a new document) serve different resources.
+    let database = || {
+        g(Database, get(db_info).put(db_create).delete(db_delete))
+            .merge(g(Documents, post(db_post)))
+    };
+    let document = || g(Document, get(doc_get).put(doc_put).delete(doc_delete));
+    let attachment = || g(Attachment, get(att_get).put(att_put).delete(att_delete));
     Router::new()
-        .route("/_all_dbs", get(all_dbs))
+        .route("/_all_dbs", g(AdminOnly, get(all_dbs)))
         .route("/_uuids", get(uuids))
         // PouchDB addresses a database as `/db/`.
-        .route("/{db}", database.clone())
-        .route("/{db}/", database)
-        .route("/{db}/_all_docs", get(all_docs_get).post(all_docs_post))
-        .route("/{db}/_bulk_docs", post(bulk_docs))
-        .route("/{db}/_bulk_get", post(bulk_get))
-        .route("/{db}/_revs_diff", post(revs_diff))
-        .route("/{db}/_ensure_full_commit", post(ensure_full_commit))
-        .route("/{db}/_compact", post(compact))
-        .route("/{db}/_purge", post(purge))
-        .route("/{db}/_security", get(security_get).put(security_put))
+        .route("/{db}", database())
+        .route("/{db}/", database())
+        .route(
+            "/{db}/_all_docs",
+            g(Documents, get(all_docs_get).post(all_docs_post)),
+        )
+        .route("/{db}/_bulk_docs", g(Documents, post(bulk_docs)))
+        .route("/{db}/_bulk_get", g(Documents, post(bulk_get)))
+        .route("/{db}/_revs_diff", g(Documents, post(revs_diff)))
+        .route(
+            "/{db}/_ensure_full_commit",
+            g(Documents, post(ensure_full_commit)),
+        )
+        .route("/{db}/_compact", g(Maintenance, post(compact)))
+        .route("/{db}/_purge", g(Maintenance, post(purge)))
+        .route(
+            "/{db}/_security",
+            g(Security, get(security_get).put(security_put)),
+        )
         .route(
             "/{db}/_changes",
-            get(super::changes::changes_get).post(super::changes::changes_post),
+            g(
+                Documents,
+                get(super::changes::changes_get).post(super::changes::changes_post),
+            ),
         )
         .route(
             "/{db}/_local/{id}",
-            get(local_get).put(local_put).delete(local_delete),
+            g(Local, get(local_get).put(local_put).delete(local_delete)),
         )
         .route(
             "/{db}/_local/{id}/{*att}",
             axum::routing::any(local_attachment),
         )
-        .route("/{db}/_design/{ddoc}", document.clone())
-        .route("/{db}/_design/{ddoc}/{*att}", attachment.clone())
-        .route("/{db}/{doc}", document)
-        .route("/{db}/{doc}/{*att}", attachment)
+        .route("/{db}/_design/{ddoc}", document())
+        .route("/{db}/_design/{ddoc}/{*att}", attachment())
+        .route("/{db}/{doc}", document())
+        .route("/{db}/{doc}/{*att}", attachment())
 }
 
 async fn db(state: &AppState, name: &str) -> Result<Db> {

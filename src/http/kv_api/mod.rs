@@ -30,7 +30,9 @@ use watch::*;
 
 const BASE: &str = "/client/v4/accounts/{account}/storage/kv/namespaces";
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: &AppState) -> Router<AppState> {
+    use crate::service::access::Resource::AdminOnly;
+    let admin = |route| super::auth_layer::guarded(state, AdminOnly, route);
     Router::new()
         .route(BASE, get(list_namespaces).post(create_namespace))
         .route(
@@ -55,8 +57,14 @@ pub fn routes() -> Router<AppState> {
         .route(&format!("{BASE}/{{ns}}/bulk/delete"), post(bulk_delete))
         .route(&format!("{BASE}/{{ns}}/bulk/get"), post(bulk_get))
         .route(&format!("{BASE}/{{ns}}/watch"), get(watch))
-        .route("/_couchkv/tokens", post(create_token).get(list_tokens))
-        .route("/_couchkv/tokens/{id}", axum::routing::delete(revoke_token))
+        .route(
+            "/_couchkv/tokens",
+            admin(post(create_token).get(list_tokens)),
+        )
+        .route(
+            "/_couchkv/tokens/{id}",
+            admin(axum::routing::delete(revoke_token)),
+        )
         .route("/client/v4/{*rest}", axum::routing::any(no_route))
 }
 
