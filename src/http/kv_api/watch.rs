@@ -34,11 +34,22 @@ pub(super) async fn watch(
     p: Params,
     headers: HeaderMap,
 ) -> Result<Response> {
-    use futures::StreamExt;
     check_visible(&ns)?;
     let prefix = p.get("prefix").unwrap_or_default().to_owned();
     let kv = s.kv.namespace(&ns);
-    let last = headers
+    let last = last_event_id(&headers, &p)?;
+    // Subscribe before reading the catch-up, so nothing falls between the two.
+    let events = kv.watch(&prefix).await?;
+    let catch_up = match last {
+        Some(since) => kv.changed_since(&prefix, since).await?,
+        None => Vec::new(),
+    };
+    Ok(event_stream(catch_up, events))
+}
+
+/// `Last-Event-ID`, from the header or the query.
+fn last_event_id(headers: &HeaderMap, p: &Params) -> Result<Option<u64>> {
+    headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .or(p.get("last-event-id"))
@@ -46,13 +57,32 @@ pub(super) async fn watch(
             v.parse::<u64>()
                 .map_err(|_| ApiError::bad("Last-Event-ID must be a version number"))
         })
-        .transpose()?;
-    // Subscribe before reading the catch-up, so nothing falls between the two.
-    let events = kv.watch(&prefix).await?;
-    let catch_up = match last {
-        Some(since) => kv.changed_since(&prefix, since).await?,
-        None => Vec::new(),
-    };
+        .transpose()
+}
+
+/// One store event as an SSE event.
+fn event_of(ev: &couchkv_adapters::Event) -> String {
+    match &ev.kind {
+        couchkv_adapters::EventKind::Put {
+            metadata,
+            expiration,
+        } => event_text(ev.version, "put", &ev.key, metadata.as_deref(), *expiration),
+        couchkv_adapters::EventKind::Delete => {
+            event_text(ev.version, "delete", &ev.key, None, None)
+        }
+        couchkv_adapters::EventKind::Expire => {
+            event_text(ev.version, "expire", &ev.key, None, None)
+        }
+    }
+}
+
+/// The catch-up as `put` events, then the live events with a heartbeat while idle, as an
+/// event-stream response.
+fn event_stream(
+    catch_up: Vec<crate::kv::Changed>,
+    events: couchkv_adapters::EventStream,
+) -> Response {
+    use futures::StreamExt;
     let first = futures::stream::iter(catch_up.into_iter().map(|c| {
         Ok::<_, std::convert::Infallible>(Bytes::from(event_text(
             c.version,
@@ -66,16 +96,7 @@ pub(super) async fn watch(
         let mut events = events?;
         tokio::select! {
             ev = events.next() => match ev {
-                Some(Ok(ev)) => {
-                    let text = match &ev.kind {
-                        couchkv_adapters::EventKind::Put { metadata, expiration } => {
-                            event_text(ev.version, "put", &ev.key, metadata.as_deref(), *expiration)
-                        }
-                        couchkv_adapters::EventKind::Delete => event_text(ev.version, "delete", &ev.key, None, None),
-                        couchkv_adapters::EventKind::Expire => event_text(ev.version, "expire", &ev.key, None, None),
-                    };
-                    Some((Ok(Bytes::from(text)), Some(events)))
-                }
+                Some(Ok(ev)) => Some((Ok(Bytes::from(event_of(&ev))), Some(events))),
                 // The store closed the watch (it lagged, or the namespace went away): end; the
                 // client reconnects with Last-Event-ID.
                 _ => None,
@@ -95,5 +116,5 @@ pub(super) async fn watch(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-cache"),
     );
-    Ok(resp)
+    resp
 }
