@@ -141,17 +141,9 @@ pub enum Need {
 /// 401 for nobody, 403 for somebody not allowed: CouchDB's answers.
 pub fn deny(user: &UserCtx) -> CouchError {
     if user.name.is_none() {
-        CouchError::new(
-            ErrorKind::Unauthorized,
-            "unauthorized",
-            "You are not authorized to access this db.",
-        )
+        CouchError::unauthorized("You are not authorized to access this db.")
     } else {
-        CouchError::new(
-            ErrorKind::Forbidden,
-            "forbidden",
-            "You are not allowed to access this db.",
-        )
+        CouchError::forbidden("You are not allowed to access this db.")
     }
 }
 
@@ -339,11 +331,7 @@ impl Auth {
                         method: Method::Default,
                         renewed_cookie: None,
                     }),
-                    None => Err(CouchError::new(
-                        ErrorKind::Unauthorized,
-                        "unauthorized",
-                        "Name or password is incorrect.",
-                    )),
+                    None => Err(CouchError::unauthorized("Name or password is incorrect.")),
                 }
             }
             Credentials::Cookie(cookie) => {
@@ -351,19 +339,12 @@ impl Auth {
             }
             Credentials::Bearer(token) => {
                 let Some(secret) = &self.config.jwt_secret else {
-                    return Err(CouchError::new(
-                        ErrorKind::Unauthorized,
-                        "unauthorized",
+                    return Err(CouchError::unauthorized(
                         "JWT authentication is not enabled.",
                     ));
                 };
-                let claims = crypto::check_jwt(secret, &token, self.now()).map_err(|e| {
-                    CouchError::new(
-                        ErrorKind::Unauthorized,
-                        "unauthorized",
-                        format!("Invalid token ({e:?})."),
-                    )
-                })?;
+                let claims = crypto::check_jwt(secret, &token, self.now())
+                    .map_err(|e| CouchError::unauthorized(format!("Invalid token ({e:?}).")))?;
                 let roles = claims
                     .get("_couchdb.roles")
                     .and_then(Value::as_array)

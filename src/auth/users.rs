@@ -75,11 +75,7 @@ impl Auth {
                 .cloned()
                 .unwrap_or(json!([]));
             if Value::Array(roles) != before {
-                return Err(CouchError::new(
-                    ErrorKind::Forbidden,
-                    "forbidden",
-                    "Only _admin may set roles",
-                ));
+                return Err(CouchError::forbidden("Only _admin may set roles"));
             }
         }
         let obj = doc

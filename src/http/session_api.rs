@@ -13,7 +13,7 @@ use super::auth_layer::session_cookie;
 use super::error::RawBody;
 use super::AppState;
 use crate::auth::Session;
-use crate::couch::{CouchError, ErrorKind};
+use crate::couch::CouchError;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/_session", get(whoami).post(login).delete(logout))
@@ -72,11 +72,7 @@ async fn login(
         .check_password(&name, &password, Some(peer.ip()))
         .await?
     else {
-        return Err(CouchError::new(
-            ErrorKind::Unauthorized,
-            "unauthorized",
-            "Name or password is incorrect.",
-        ));
+        return Err(CouchError::unauthorized("Name or password is incorrect."));
     };
     let cookie = state.auth.cookie_for(&name).await?;
     let max_age = state.auth.config().session_lifetime.as_secs();

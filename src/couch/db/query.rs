@@ -4,11 +4,6 @@ use super::*;
 
 impl Db {
     /// `_all_docs`: live documents in id order (byte order), or the ones named by `keys`.
-    /// `total_rows` of `_all_docs`: the live documents.
-    pub async fn total_rows(&self) -> Result<u64> {
-        Ok(self.info().await?.doc_count)
-    }
-
     /// One page of `_all_docs` from `at`: at most `max_rows` rows after skipping `skip` (what
     /// is left of the request's `skip`), examining at most [`ALL_DOCS_PAGE`] documents, so a
     /// page costs a bounded amount whatever the request asks. The caller streams the pages and

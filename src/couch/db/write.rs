@@ -43,10 +43,7 @@ impl Db {
         if let Some(m) = staging.prefetched.remove(id) {
             return Ok(m);
         }
-        match self.inner.store.get(self.inner.keys.meta(id)).await? {
-            Some(raw) => Ok(Some(Meta::from_bytes(&raw)?)),
-            None => Ok(None),
-        }
+        self.meta(id).await
     }
 
     pub(super) async fn load_body(
@@ -58,10 +55,7 @@ impl Db {
         if let Some(b) = staging.bodies.get(&(id.to_owned(), rev.clone())) {
             return Ok(Some(b.clone()));
         }
-        match self.inner.store.get(self.inner.keys.body(id, rev)).await? {
-            Some(raw) => Ok(Some(parse_json(&raw)?)),
-            None => Ok(None),
-        }
+        self.body(id, rev).await
     }
 
     /// Writes documents. With `new_edits` each gets a new revision (a stale or missing `_rev`
