@@ -6,6 +6,7 @@
 //! - a forward iteration over a range holding every key, and the same in reverse. The raw store
 //!   lists the same keys in pages of 1,000 with values.
 
+use couchkv_adapters::Namespaces;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -28,6 +28,7 @@ async fn main() {
     let config = RunConfig {
         sweep_interval: Duration::from_secs(3600),
         http: HttpConfig::default(),
+        conn: Default::default(),
         auth: AuthConfig {
             admins: vec![("admin".into(), "bench".into())],
             pbkdf2_iterations: iterations,

@@ -29,6 +29,9 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "edge-ready core: cargo check --target wasm32-unknown-unknown --no-default-features -p couchkv"
 cargo check --target wasm32-unknown-unknown --no-default-features -p couchkv
 
+step "edge-ready API core (the router, service and auth): the same with --features api"
+cargo check --target wasm32-unknown-unknown --no-default-features --features api -p couchkv
+
 step "a throwaway PostgreSQL for the postgres backend's tests (scripts/postgres.sh)"
 eval "$(scripts/postgres.sh)"
 trap 'eval "$COUCHKV_TEST_POSTGRES_STOP"' EXIT

@@ -45,15 +45,16 @@ pub mod level;
 
 pub use couchkv_adapters as adapters;
 
-#[cfg(feature = "server")]
+#[cfg(feature = "api")]
 pub mod auth;
 #[cfg(feature = "server")]
 pub mod cli;
-#[cfg(feature = "server")]
+#[cfg(feature = "api")]
 pub mod http;
 #[cfg(feature = "server")]
 pub mod kv_cli;
+pub mod runtime;
 #[cfg(feature = "server")]
 pub mod server;
-#[cfg(feature = "server")]
+#[cfg(feature = "api")]
 pub mod service;

@@ -114,10 +114,12 @@ async fn serve(args: couchkv::cli::ServeArgs) -> Result<(), server::ServerError>
         http: couchkv::http::HttpConfig {
             cors_origins: args.cors_origins.clone(),
             max_body_bytes: args.max_body_bytes,
+            compact_after: args.compact_after,
+        },
+        conn: server::ConnLimits {
             body_timeout: Duration::from_secs(args.body_timeout.max(1)),
             idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
             write_stall_timeout: Duration::from_secs(args.write_stall_timeout.max(1)),
-            compact_after: args.compact_after,
         },
         auth: args.auth_config(),
     };

@@ -18,7 +18,8 @@ use couchkv::kv::Kv;
 use couchkv::level::{KvLevel, LevelDb};
 use couchkv_adapters::conformance::within;
 use couchkv_adapters::{
-    Batch, CloudflareConfig, CloudflareStore, EventKind, Op, Store, StoreError,
+    Batch, CloudflareConfig, CloudflareStore, EventKind, Namespaces, Op, Store, StoreError,
+    StoreExt,
 };
 use futures::StreamExt;
 

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use couchkv_adapters::{Batch, ListOptions, RedbStore, Store, StoreError};
+use couchkv_adapters::{Batch, ListOptions, Namespaces, RedbStore, Store, StoreError};
 use rand::{Rng, SeedableRng};
 
 const NS: &str = "durability";

@@ -647,10 +647,13 @@ async fn oversize_headers_are_refused() {
 #[tokio::test]
 async fn a_slow_body_times_out() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = common::start(HttpConfig {
-        body_timeout: std::time::Duration::from_secs(1),
-        ..HttpConfig::default()
-    })
+    let server = common::start_with(
+        HttpConfig::default(),
+        couchkv::server::ConnLimits {
+            body_timeout: std::time::Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
     .await;
     let put = server
         .client
@@ -696,10 +699,13 @@ async fn a_slow_body_times_out() {
 #[tokio::test]
 async fn idle_connections_are_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = common::start(HttpConfig {
-        idle_timeout: std::time::Duration::from_secs(1),
-        ..HttpConfig::default()
-    })
+    let server = common::start_with(
+        HttpConfig::default(),
+        couchkv::server::ConnLimits {
+            idle_timeout: std::time::Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
     .await;
     let addr = server.base.trim_start_matches("http://");
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -721,10 +727,13 @@ async fn idle_connections_are_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_cut_off() {
     use tokio::io::AsyncWriteExt;
-    let server = common::start(HttpConfig {
-        write_stall_timeout: std::time::Duration::from_secs(1),
-        ..HttpConfig::default()
-    })
+    let server = common::start_with(
+        HttpConfig::default(),
+        couchkv::server::ConnLimits {
+            write_stall_timeout: std::time::Duration::from_secs(1),
+            ..Default::default()
+        },
+    )
     .await;
     let c = &server.client;
     let base = &server.base;

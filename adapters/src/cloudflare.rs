@@ -45,7 +45,7 @@ use tokio::sync::mpsc;
 use crate::watch::WatchHub;
 use crate::{
     Batch, Capabilities, Event, EventKind, EventStream, ListEntry, ListOptions, ListPage,
-    Namespace, Op, Record, Result, Store, StoreError, WatchKind,
+    Namespace, Namespaces, Op, Record, Result, Store, StoreError, WatchKind,
 };
 
 /// Cloudflare's API root.
@@ -953,20 +953,7 @@ async fn watch_task(
 }
 
 #[async_trait::async_trait]
-impl Store for CloudflareStore {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            ranges: false,
-            atomic_batch: false,
-            preconditions: false,
-            list_values: false,
-            watch: WatchKind::Polling,
-            durable: true,
-            versions: false,
-            native_expiry: true,
-        }
-    }
-
+impl Namespaces for CloudflareStore {
     async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
         let inner = &self.inner;
         inner.open()?;
@@ -1014,7 +1001,6 @@ impl Store for CloudflareStore {
             title: title.to_owned(),
         })
     }
-
     async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
         self.inner.open()?;
         let mut all: Vec<Namespace> = self
@@ -1027,7 +1013,6 @@ impl Store for CloudflareStore {
         all.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(all)
     }
-
     async fn get_namespace(&self, id: &str) -> Result<Option<Namespace>> {
         match self.inner.remote(id).await {
             Ok(r) => Ok(Some(Namespace {
@@ -1038,7 +1023,6 @@ impl Store for CloudflareStore {
             Err(e) => Err(e),
         }
     }
-
     async fn rename_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
         let inner = &self.inner;
         inner.open()?;
@@ -1075,7 +1059,6 @@ impl Store for CloudflareStore {
             title: title.to_owned(),
         })
     }
-
     async fn delete_namespace(&self, id: &str) -> Result<()> {
         let inner = &self.inner;
         let remote = inner.remote(id).await?;
@@ -1084,6 +1067,22 @@ impl Store for CloudflareStore {
         inner.forget(id);
         inner.hub.close(Some(id));
         r.map(|_| ())
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for CloudflareStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            ranges: false,
+            atomic_batch: false,
+            preconditions: false,
+            list_values: false,
+            watch: WatchKind::Polling,
+            durable: true,
+            versions: false,
+            native_expiry: true,
+        }
     }
 
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>> {

@@ -8,6 +8,7 @@
 //! couchkv_adapters::conformance::run_all(|| async { MemoryStore::new() }).await;
 //! ```
 
+use crate::StoreExt;
 use std::future::Future;
 use std::ops::Bound;
 use std::pin::pin;

@@ -307,10 +307,7 @@ pub struct Capabilities {
 
 /// A stream of change events. It ends when the store closes; a watcher that falls behind gets
 /// [`StoreError::WatchLagged`] and then the end of the stream.
-#[cfg(not(target_arch = "wasm32"))]
 pub type EventStream = futures::stream::BoxStream<'static, Result<Event>>;
-#[cfg(target_arch = "wasm32")]
-pub type EventStream = futures::stream::LocalBoxStream<'static, Result<Event>>;
 
 /// A namespaced, ordered key-value store.
 ///
@@ -327,22 +324,16 @@ pub type EventStream = futures::stream::LocalBoxStream<'static, Result<Event>>;
 /// - Watchers of a namespace see every change under their prefix in commit order.
 /// - Clones of a store handle share the same data.
 /// - After [`Store::close`], every operation returns [`StoreError::Closed`].
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-pub trait Store: Send + Sync {
+#[async_trait::async_trait]
+pub trait Store: Namespaces {
+    /// What this backend does natively; the layers above emulate the rest.
     fn capabilities(&self) -> Capabilities;
 
-    /// Creates a namespace with a caller-chosen id (randomness stays with the caller).
-    async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace>;
-    /// All namespaces, ordered by id.
-    async fn list_namespaces(&self) -> Result<Vec<Namespace>>;
-    async fn get_namespace(&self, id: &str) -> Result<Option<Namespace>>;
-    async fn rename_namespace(&self, id: &str, title: &str) -> Result<Namespace>;
-    /// Removes the namespace and every key in it.
-    async fn delete_namespace(&self, id: &str) -> Result<()>;
-
+    /// The record under `key`, or `Ok(None)` when there is none (expired records included:
+    /// expiry is the caller's to enforce).
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>>;
-    /// One read for many keys; the answer is in the order of `keys`.
+    /// One read for many keys; the answer is in the order of `keys`. The default reads them one
+    /// by one; backends with a multi-get override it.
     async fn get_many(&self, ns: &str, keys: &[String]) -> Result<Vec<Option<Record>>> {
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
@@ -350,28 +341,99 @@ pub trait Store: Send + Sync {
         }
         Ok(out)
     }
+    /// One page of records in key byte order, within the options' prefix and bounds.
     async fn list(&self, ns: &str, opts: &ListOptions) -> Result<ListPage>;
-    /// Applies a batch; returns its version.
+    /// Applies a batch; returns its version (greater than every version before it).
     async fn batch(&self, ns: &str, batch: Batch) -> Result<u64>;
     /// Changes in `ns` to keys starting with `prefix`, from the moment of the call.
     async fn watch(&self, ns: &str, prefix: &str) -> Result<EventStream>;
 
     /// Removes up to `limit` records whose expiration is at or before `now`; watchers see
-    /// [`EventKind::Expire`]. Returns how many were removed.
+    /// [`EventKind::Expire`]. Returns how many were removed. The default lists and deletes
+    /// conditionally ([`sweep_by_listing`]).
     async fn sweep_expired(&self, ns: &str, now: u64, limit: usize) -> Result<usize> {
         sweep_by_listing(self, ns, now, limit).await
     }
 
     /// Stops the store: later calls fail with [`StoreError::Closed`]; pending writes finish.
     async fn close(&self) -> Result<()>;
+}
 
+/// Namespace administration: what a store's namespaces are and how they come and go. Separate
+/// from [`Store`]'s data methods so a wrapper that changes only data passes it through
+/// ([`Wraps`]) instead of forwarding it by hand.
+#[async_trait::async_trait]
+pub trait Namespaces: Send + Sync {
+    /// Creates a namespace with a caller-chosen id (randomness stays with the caller);
+    /// [`StoreError::NamespaceIdTaken`] or [`StoreError::NamespaceExists`] (the title) when taken.
+    async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace>;
+    /// All namespaces, ordered by id.
+    async fn list_namespaces(&self) -> Result<Vec<Namespace>>;
+    /// The namespace `id`, or `Ok(None)`.
+    async fn get_namespace(&self, id: &str) -> Result<Option<Namespace>>;
+    /// Gives namespace `id` a new title.
+    async fn rename_namespace(&self, id: &str, title: &str) -> Result<Namespace>;
+    /// Removes the namespace and every key in it.
+    async fn delete_namespace(&self, id: &str) -> Result<()>;
+}
+
+/// A store that wraps another and leaves its namespaces as they are: implementing this gives
+/// the wrapper [`Namespaces`], passed through to [`Wraps::inner`].
+pub trait Wraps: Send + Sync {
+    type Inner: Namespaces + ?Sized;
+    /// The wrapped store.
+    fn inner(&self) -> &Self::Inner;
+}
+
+#[async_trait::async_trait]
+impl<W: Wraps> Namespaces for W {
+    async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
+        self.inner().create_namespace(id, title).await
+    }
+    async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
+        self.inner().list_namespaces().await
+    }
+    async fn get_namespace(&self, id: &str) -> Result<Option<Namespace>> {
+        self.inner().get_namespace(id).await
+    }
+    async fn rename_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
+        self.inner().rename_namespace(id, title).await
+    }
+    async fn delete_namespace(&self, id: &str) -> Result<()> {
+        self.inner().delete_namespace(id).await
+    }
+}
+
+/// Conveniences over [`Store`], for every store; implementors never write these.
+#[async_trait::async_trait]
+pub trait StoreExt: Store {
+    /// Writes one key (a one-put batch); returns the batch's version.
     async fn put(&self, ns: &str, key: &str, value: Bytes) -> Result<u64> {
         self.batch(ns, Batch::new().put(key, value)).await
     }
+    /// Deletes one key (a one-delete batch); returns the batch's version.
     async fn delete(&self, ns: &str, key: &str) -> Result<u64> {
         self.batch(ns, Batch::new().delete(key)).await
     }
+    /// Writes `value` under `key` unless the key is stored; returns whether it wrote. Atomic
+    /// where the store has preconditions; elsewhere a read then a write, right only with one
+    /// writer (as DESIGN says of Workers KV: one couchkv node per namespace writes).
+    async fn put_if_absent(&self, ns: &str, key: &str, value: Bytes) -> Result<bool> {
+        let mut batch = Batch::new().put(key, value);
+        if self.capabilities().preconditions {
+            batch = batch.expect(key, Expect::Absent);
+        } else if self.get(ns, key).await?.is_some() {
+            return Ok(false);
+        }
+        match self.batch(ns, batch).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
+
+impl<S: Store + ?Sized> StoreExt for S {}
 
 /// The sweep any store can do with list and batch: versions as preconditions, so a key
 /// rewritten meanwhile is left alone. A store without conditional batches gets one delete per
@@ -432,51 +494,20 @@ pub async fn sweep_by_listing<S: Store + ?Sized>(
     }
 }
 
-/// Writes `value` under `key` unless the key is stored; returns whether it wrote. Atomic where
-/// the store has preconditions; elsewhere a read then a write, right only with one writer (as
-/// DESIGN says of Workers KV: one couchkv node per namespace writes).
-pub async fn put_if_absent<S: Store + ?Sized>(
-    store: &S,
-    ns: &str,
-    key: &str,
-    value: Bytes,
-) -> Result<bool> {
-    let mut batch = Batch::new().put(key, value);
-    if store.capabilities().preconditions {
-        batch = batch.expect(key, Expect::Absent);
-    } else if store.get(ns, key).await?.is_some() {
-        return Ok(false);
-    }
-    match store.batch(ns, batch).await {
-        Ok(_) => Ok(true),
-        Err(StoreError::Conflict { .. }) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 /// The shared handle the layers above hold.
 pub type DynStore = std::sync::Arc<dyn Store>;
 
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+impl<S: Namespaces + ?Sized> Wraps for std::sync::Arc<S> {
+    type Inner = S;
+    fn inner(&self) -> &S {
+        self
+    }
+}
+
+#[async_trait::async_trait]
 impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     fn capabilities(&self) -> Capabilities {
         (**self).capabilities()
-    }
-    async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
-        (**self).create_namespace(id, title).await
-    }
-    async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
-        (**self).list_namespaces().await
-    }
-    async fn get_namespace(&self, id: &str) -> Result<Option<Namespace>> {
-        (**self).get_namespace(id).await
-    }
-    async fn rename_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
-        (**self).rename_namespace(id, title).await
-    }
-    async fn delete_namespace(&self, id: &str) -> Result<()> {
-        (**self).delete_namespace(id).await
     }
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>> {
         (**self).get(ns, key).await

@@ -9,7 +9,7 @@ use crate::range::{key_bounds, ByteRange};
 use crate::watch::WatchHub;
 use crate::{
     Batch, Capabilities, EventKind, EventStream, Expect, ListEntry, ListOptions, ListPage,
-    Namespace, Op, Record, Result, Store, StoreError, WatchKind,
+    Namespace, Namespaces, Op, Record, Result, Store, StoreError, WatchKind,
 };
 
 #[derive(Default)]
@@ -61,22 +61,8 @@ fn space<'a>(inner: &'a Inner, ns: &str) -> Result<&'a Space> {
         .ok_or_else(|| StoreError::NamespaceNotFound(ns.to_owned()))
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
-impl Store for MemoryStore {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            ranges: true,
-            atomic_batch: true,
-            preconditions: true,
-            list_values: true,
-            watch: WatchKind::InProcess,
-            durable: false,
-            versions: true,
-            native_expiry: false,
-        }
-    }
-
+#[async_trait::async_trait]
+impl Namespaces for MemoryStore {
     async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
         let mut inner = self.lock()?;
         if inner.namespaces.contains_key(id) {
@@ -97,7 +83,6 @@ impl Store for MemoryStore {
             title: title.to_owned(),
         })
     }
-
     async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
         let inner = self.lock()?;
         Ok(inner
@@ -109,7 +94,6 @@ impl Store for MemoryStore {
             })
             .collect())
     }
-
     async fn get_namespace(&self, id: &str) -> Result<Option<Namespace>> {
         let inner = self.lock()?;
         Ok(inner.namespaces.get(id).map(|s| Namespace {
@@ -117,7 +101,6 @@ impl Store for MemoryStore {
             title: s.title.clone(),
         }))
     }
-
     async fn rename_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
         let mut inner = self.lock()?;
         if inner
@@ -137,7 +120,6 @@ impl Store for MemoryStore {
             title: title.to_owned(),
         })
     }
-
     async fn delete_namespace(&self, id: &str) -> Result<()> {
         let mut inner = self.lock()?;
         inner
@@ -146,6 +128,22 @@ impl Store for MemoryStore {
             .ok_or_else(|| StoreError::NamespaceNotFound(id.to_owned()))?;
         self.hub.close(Some(id));
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MemoryStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            ranges: true,
+            atomic_batch: true,
+            preconditions: true,
+            list_values: true,
+            watch: WatchKind::InProcess,
+            durable: false,
+            versions: true,
+            native_expiry: false,
+        }
     }
 
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>> {

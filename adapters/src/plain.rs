@@ -6,8 +6,8 @@
 use std::ops::Bound;
 
 use crate::{
-    Batch, Capabilities, EventStream, ListOptions, ListPage, Namespace, Record, Result, Store,
-    StoreError, WatchKind,
+    Batch, Capabilities, EventStream, ListOptions, ListPage, Record, Result, Store, StoreError,
+    WatchKind, Wraps,
 };
 
 pub struct PlainKvStore<S> {
@@ -20,8 +20,14 @@ impl<S: Store> PlainKvStore<S> {
     }
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+impl<S: Store> Wraps for PlainKvStore<S> {
+    type Inner = S;
+    fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+#[async_trait::async_trait]
 impl<S: Store> Store for PlainKvStore<S> {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
@@ -34,21 +40,6 @@ impl<S: Store> Store for PlainKvStore<S> {
             versions: self.inner.capabilities().versions,
             native_expiry: self.inner.capabilities().native_expiry,
         }
-    }
-    async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
-        self.inner.create_namespace(id, title).await
-    }
-    async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
-        self.inner.list_namespaces().await
-    }
-    async fn get_namespace(&self, id: &str) -> Result<Option<Namespace>> {
-        self.inner.get_namespace(id).await
-    }
-    async fn rename_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
-        self.inner.rename_namespace(id, title).await
-    }
-    async fn delete_namespace(&self, id: &str) -> Result<()> {
-        self.inner.delete_namespace(id).await
     }
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>> {
         self.inner.get(ns, key).await

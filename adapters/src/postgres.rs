@@ -38,7 +38,7 @@ use crate::range::key_bounds;
 use crate::watch::WatchHub;
 use crate::{
     Batch, Capabilities, Event, EventKind, EventStream, Expect, ListEntry, ListOptions, ListPage,
-    Namespace, Op, Record, Result, Store, StoreError, WatchKind,
+    Namespace, Namespaces, Op, Record, Result, Store, StoreError, WatchKind,
 };
 
 /// Versions of change log kept per namespace (older ones are pruned by the sweep).
@@ -646,20 +646,7 @@ fn unique_violation(e: &tokio_postgres::Error) -> Option<String> {
 }
 
 #[async_trait::async_trait]
-impl Store for PostgresStore {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            ranges: true,
-            atomic_batch: true,
-            preconditions: true,
-            list_values: true,
-            watch: WatchKind::CrossNode,
-            durable: true,
-            versions: true,
-            native_expiry: false,
-        }
-    }
-
+impl Namespaces for PostgresStore {
     async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
         let s = &self.inner.schema;
         let client = self.inner.client().await?;
@@ -683,7 +670,6 @@ impl Store for PostgresStore {
             },
         }
     }
-
     async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
         let s = &self.inner.schema;
         let client = self.inner.client().await?;
@@ -702,7 +688,6 @@ impl Store for PostgresStore {
             })
             .collect())
     }
-
     async fn get_namespace(&self, id: &str) -> Result<Option<Namespace>> {
         let s = &self.inner.schema;
         let client = self.inner.client().await?;
@@ -718,7 +703,6 @@ impl Store for PostgresStore {
                 title: r.get(1),
             }))
     }
-
     async fn rename_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
         let s = &self.inner.schema;
         let client = self.inner.client().await?;
@@ -740,7 +724,6 @@ impl Store for PostgresStore {
             Err(e) => Err(pg_err(e)),
         }
     }
-
     async fn delete_namespace(&self, id: &str) -> Result<()> {
         let s = &self.inner.schema;
         let mut client = self.inner.client().await?;
@@ -769,6 +752,22 @@ impl Store for PostgresStore {
         txn.commit().await.map_err(pg_err)?;
         self.inner.hub.close(Some(id));
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            ranges: true,
+            atomic_batch: true,
+            preconditions: true,
+            list_values: true,
+            watch: WatchKind::CrossNode,
+            durable: true,
+            versions: true,
+            native_expiry: false,
+        }
     }
 
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>> {

@@ -6,8 +6,8 @@ use std::ops::Bound;
 use futures::StreamExt;
 
 use crate::{
-    Batch, Capabilities, EventStream, ListOptions, ListPage, Namespace, Op, Record, Result, Store,
-    StoreError,
+    Batch, Capabilities, EventStream, ListOptions, ListPage, Op, Record, Result, Store, StoreError,
+    Wraps,
 };
 
 pub struct PrefixStore<S> {
@@ -49,26 +49,17 @@ impl<S: Store> PrefixStore<S> {
     }
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+impl<S: Store> Wraps for PrefixStore<S> {
+    type Inner = S;
+    fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+#[async_trait::async_trait]
 impl<S: Store> Store for PrefixStore<S> {
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
-    }
-    async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
-        self.inner.create_namespace(id, title).await
-    }
-    async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
-        self.inner.list_namespaces().await
-    }
-    async fn get_namespace(&self, id: &str) -> Result<Option<Namespace>> {
-        self.inner.get_namespace(id).await
-    }
-    async fn rename_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
-        self.inner.rename_namespace(id, title).await
-    }
-    async fn delete_namespace(&self, id: &str) -> Result<()> {
-        self.inner.delete_namespace(id).await
     }
 
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>> {
@@ -122,10 +113,7 @@ impl<S: Store> Store for PrefixStore<S> {
                 ev
             })
         });
-        #[cfg(not(target_arch = "wasm32"))]
-        return Ok(stream.boxed());
-        #[cfg(target_arch = "wasm32")]
-        return Ok(stream.boxed_local());
+        Ok(stream.boxed())
     }
 
     async fn sweep_expired(&self, ns: &str, now: u64, limit: usize) -> Result<usize> {

@@ -33,7 +33,7 @@ use crate::range::{key_bounds, ByteRange};
 use crate::watch::WatchHub;
 use crate::{
     Batch, Capabilities, Event, EventKind, EventStream, Expect, ListEntry, ListOptions, ListPage,
-    Namespace, Op, Record, Result, Store, StoreError, WatchKind,
+    Namespace, Namespaces, Op, Record, Result, Store, StoreError, WatchKind,
 };
 
 const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
@@ -609,20 +609,7 @@ fn apply_batch(ctx: &mut WriteCtx<'_>, ns: &str, batch: Batch) -> Result<u64> {
 }
 
 #[async_trait::async_trait]
-impl Store for RedbStore {
-    fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            ranges: true,
-            atomic_batch: true,
-            preconditions: true,
-            list_values: true,
-            watch: WatchKind::InProcess,
-            durable: true,
-            versions: true,
-            native_expiry: false,
-        }
-    }
-
+impl Namespaces for RedbStore {
     async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
         let (id, title) = (id.to_owned(), title.to_owned());
         self.write(move |ctx| {
@@ -644,7 +631,6 @@ impl Store for RedbStore {
         })
         .await
     }
-
     async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
         self.read(|txn| {
             let spaces = txn.open_table(SPACES).map_err(backend)?;
@@ -660,7 +646,6 @@ impl Store for RedbStore {
         })
         .await
     }
-
     async fn get_namespace(&self, id: &str) -> Result<Option<Namespace>> {
         let id = id.to_owned();
         self.read(move |txn| {
@@ -676,7 +661,6 @@ impl Store for RedbStore {
         })
         .await
     }
-
     async fn rename_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
         let (id, title) = (id.to_owned(), title.to_owned());
         self.write(move |ctx| {
@@ -693,7 +677,6 @@ impl Store for RedbStore {
         })
         .await
     }
-
     async fn delete_namespace(&self, id: &str) -> Result<()> {
         let owned = id.to_owned();
         self.write(move |ctx| {
@@ -713,6 +696,22 @@ impl Store for RedbStore {
         .await?;
         self.hub.close(Some(id));
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for RedbStore {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            ranges: true,
+            atomic_batch: true,
+            preconditions: true,
+            list_values: true,
+            watch: WatchKind::InProcess,
+            durable: true,
+            versions: true,
+            native_expiry: false,
+        }
     }
 
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>> {
@@ -855,6 +854,7 @@ impl Store for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::StoreExt;
 
     #[test]
     fn record_roundtrip() {

@@ -62,10 +62,7 @@ impl WatchHub {
                 Err(broadcast::error::RecvError::Closed) => None,
             }
         });
-        #[cfg(not(target_arch = "wasm32"))]
-        return stream.boxed();
-        #[cfg(target_arch = "wasm32")]
-        return stream.boxed_local();
+        stream.boxed()
     }
 
     /// Sends the events of one commit, in order, to the watchers whose prefix they match. Call

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use couchkv_adapters::conformance::run_all;
-use couchkv_adapters::{DynStore, MemoryStore, PlainKvStore, PrefixStore, RedbStore};
+use couchkv_adapters::{
+    DynStore, MemoryStore, Namespaces, PlainKvStore, PrefixStore, RedbStore, StoreExt,
+};
 
 #[tokio::test]
 async fn memory() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use couchkv_adapters::conformance::{postgres_url, within};
-use couchkv_adapters::{PostgresConfig, PostgresStore, Store};
+use couchkv_adapters::{Namespaces, PostgresConfig, PostgresStore, Store, StoreExt};
 use futures::StreamExt;
 
 async fn node(url: &str, schema: &str) -> PostgresStore {

@@ -5,22 +5,28 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
-use rand::TryRngCore;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Random bytes from the operating system.
+/// Random bytes from the host's secure source: the operating system natively, the JS runtime's
+/// `crypto.getRandomValues` inside a Worker. Every random value couchkv makes comes from here.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
-    rand::rngs::OsRng
-        .try_fill_bytes(&mut b)
-        .unwrap_or_else(|_| {
-            // No OS randomness is unrecoverable for a server that signs sessions.
-            panic!("the operating system gave no random bytes")
-        });
+    getrandom::fill(&mut b).unwrap_or_else(|_| {
+        // No secure randomness is unrecoverable for a server that signs sessions.
+        panic!("the host gave no random bytes")
+    });
     b
+}
+
+/// A random (version 4) UUID as 32 lowercase hex digits.
+pub fn random_uuid() -> String {
+    let mut b = random_bytes::<16>();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    hex(&b)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -260,6 +266,18 @@ pub fn credential_digest(secret: &[u8], name: &str, password: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn random_uuids_are_version_4() {
+        let a = random_uuid();
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_eq!(&a[12..13], "4");
+        assert!(matches!(&a[16..17], "8" | "9" | "a" | "b"), "{a}");
+        assert_ne!(a, random_uuid());
+    }
+
     use super::*;
 
     #[test]

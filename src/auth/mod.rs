@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 
 use crate::clock::Clock;
 use crate::couch::{Couch, CouchError, DocOptions, ErrorKind, Result};
+use crate::runtime::Runtime;
 use crypto::PasswordHash;
 
 /// The namespace couchkv keeps its own state in: the cookie secret, the server's uuid, API
@@ -164,6 +165,7 @@ struct Verified {
 pub struct Auth {
     couch: Arc<Couch>,
     clock: Arc<dyn Clock>,
+    runtime: Arc<dyn Runtime>,
     admins: HashMap<String, PasswordHash>,
     secret: [u8; 32],
     config: AuthConfig,
@@ -182,6 +184,7 @@ impl Auth {
     pub fn new(
         couch: Arc<Couch>,
         clock: Arc<dyn Clock>,
+        runtime: Arc<dyn Runtime>,
         secret: [u8; 32],
         mut config: AuthConfig,
     ) -> Self {
@@ -202,9 +205,10 @@ impl Auth {
             })
             .collect();
         Self {
-            throttle: throttle::Throttle::new(clock.clone()),
+            throttle: throttle::Throttle::new(clock.clone(), runtime.clone()),
             couch,
             clock,
+            runtime,
             admins,
             secret,
             config,
@@ -284,7 +288,8 @@ impl Auth {
                     let Some(hash) = hash else { return false };
                     // PBKDF2 is deliberately slow: keep it off the async runtime's threads.
                     let password = password.to_owned();
-                    tokio::task::spawn_blocking(move || hash.verify(&password))
+                    self.runtime
+                        .blocking(move || hash.verify(&password))
                         .await
                         .unwrap_or(false)
                 })

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::runtime::Runtime;
 
 /// How many attempts for one name may run the password hash at the same time.
 pub const MAX_IN_FLIGHT_PER_NAME: usize = 4;
@@ -80,6 +81,7 @@ impl<K: Eq + Hash + Clone, T> Gates<K, T> {
 
 pub struct Throttle {
     clock: Arc<dyn Clock>,
+    runtime: Arc<dyn Runtime>,
     state: Mutex<State>,
     per_name: Gates<String, tokio::sync::Semaphore>,
     suspect_name: Gates<String, tokio::sync::Mutex<()>>,
@@ -104,9 +106,10 @@ fn backoff(count: u32) -> Duration {
 }
 
 impl Throttle {
-    pub fn new(clock: Arc<dyn Clock>) -> Self {
+    pub fn new(clock: Arc<dyn Clock>, runtime: Arc<dyn Runtime>) -> Self {
         Self {
             clock,
+            runtime,
             state: Mutex::new(State::default()),
             per_name: Gates::new(|| tokio::sync::Semaphore::new(MAX_IN_FLIGHT_PER_NAME)),
             suspect_name: Gates::new(|| tokio::sync::Mutex::new(())),
@@ -137,14 +140,16 @@ impl Throttle {
         let name_gate = self.per_name.get(&name.to_owned());
         let (suspect, pending) = {
             let now = self.clock.now_secs();
-            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            // Read and count this attempt in one critical section, so simultaneous arrivals
+            // each see the ones before them.
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             let failed = self
                 .recent(&state, &Key::Pair(name.to_owned(), addr), now)
                 .max(self.recent(&state, &Key::Addr(addr), now));
             let running = state.in_flight.get(&addr).copied().unwrap_or(0);
+            Self::count_in_flight(&mut state, addr, true);
             (failed > 0 || running > 0, failed.saturating_add(running))
         };
-        self.add_in_flight(addr, true);
         let attempt = Attempt {
             name: name.to_owned(),
             addr,
@@ -164,7 +169,7 @@ impl Throttle {
                 None => None,
             };
             if !attempt.delay.is_zero() {
-                tokio::time::sleep(attempt.delay).await;
+                self.runtime.sleep(attempt.delay).await;
             }
             let ok = match name_gate.acquire().await {
                 Ok(_permit) => work().await,
@@ -180,13 +185,17 @@ impl Throttle {
             ok
         };
         self.per_name.release(&name.to_owned(), name_gate);
-        self.add_in_flight(addr, false);
-        self.record(&attempt, ok);
+        // One critical section: an attempt arriving between the two would see neither this one
+        // running nor its failure, and be held back one step too little.
+        {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            Self::count_in_flight(&mut state, addr, false);
+            self.record(&mut state, &attempt, ok);
+        }
         (ok, attempt)
     }
 
-    fn add_in_flight(&self, addr: Option<IpAddr>, up: bool) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+    fn count_in_flight(state: &mut State, addr: Option<IpAddr>, up: bool) {
         if up {
             *state.in_flight.entry(addr).or_insert(0) += 1;
         } else if let Some(n) = state.in_flight.get_mut(&addr) {
@@ -197,9 +206,8 @@ impl Throttle {
         }
     }
 
-    fn record(&self, attempt: &Attempt, ok: bool) {
+    fn record(&self, state: &mut State, attempt: &Attempt, ok: bool) {
         let now = self.clock.now_secs();
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let pair = Key::Pair(attempt.name.clone(), attempt.addr);
         if ok {
             // A success forgives this name from this address, not the address: one valid
@@ -226,10 +234,11 @@ impl Throttle {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "server"))]
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use crate::runtime::TokioRuntime;
 
     fn addr(n: u8) -> Option<IpAddr> {
         Some(IpAddr::from([127, 0, 0, n]))
@@ -238,7 +247,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn others_failing_never_slow_a_clean_address() {
         let clock = Arc::new(ManualClock::at_secs(1_000_000));
-        let t = Throttle::new(clock.clone());
+        let t = Throttle::new(clock.clone(), Arc::new(TokioRuntime));
         for n in 2..42 {
             for _ in 0..5 {
                 t.attempt("alice", addr(n), || async { false }).await;
@@ -260,7 +269,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn parallel_guesses_from_one_address_queue_up() {
         let clock = Arc::new(ManualClock::at_secs(1_000_000));
-        let t = Arc::new(Throttle::new(clock));
+        let t = Arc::new(Throttle::new(clock, Arc::new(TokioRuntime)));
         let started = tokio::time::Instant::now();
         let guesses: Vec<_> = (0..8)
             .map(|_| {
@@ -288,7 +297,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn success_forgives_the_pair_not_the_address() {
         let clock = Arc::new(ManualClock::at_secs(1_000_000));
-        let t = Throttle::new(clock);
+        let t = Throttle::new(clock, Arc::new(TokioRuntime));
         t.attempt("bob", addr(3), || async { false }).await;
         t.attempt("mallory", addr(3), || async { true }).await;
         let (_, a) = t.attempt("bob", addr(3), || async { false }).await;

@@ -6,6 +6,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use couchkv_adapters::StoreExt;
 use couchkv_adapters::{ListOptions, Store, StoreError};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -81,7 +82,10 @@ pub async fn create(
     });
     let key = format!("{PREFIX}{id}");
     // 64 random bits of id: a clash is a broken random source, not bad luck.
-    if !couchkv_adapters::put_if_absent(store, system_ns, &key, record.to_string().into()).await? {
+    if !store
+        .put_if_absent(system_ns, &key, record.to_string().into())
+        .await?
+    {
         return Err(StoreError::Backend(format!("token id {id} is taken")));
     }
     Ok(format!("ckv_{id}_{secret}"))
@@ -201,7 +205,7 @@ pub async fn revoke(store: &dyn Store, system_ns: &str, id: &str) -> Result<bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use couchkv_adapters::MemoryStore;
+    use couchkv_adapters::{MemoryStore, Namespaces};
 
     #[tokio::test]
     async fn create_and_verify() {

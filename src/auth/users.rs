@@ -89,9 +89,11 @@ impl Auth {
         match obj.remove("password") {
             Some(Value::String(p)) => {
                 let iterations = self.config.pbkdf2_iterations;
-                let fields = tokio::task::spawn_blocking(move || PasswordHash::new(&p, iterations))
+                let fields = self
+                    .runtime
+                    .blocking(move || PasswordHash::new(&p, iterations))
                     .await
-                    .map_err(|_| CouchError::internal("password hashing failed"))?
+                    .ok_or_else(|| CouchError::internal("password hashing failed"))?
                     .to_fields();
                 if let Value::Object(f) = fields {
                     obj.extend(f);

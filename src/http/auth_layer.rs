@@ -3,9 +3,7 @@
 //! Handlers refine only what depends on the body (design documents in a bulk write, and the
 //! rules of `_users` documents).
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -16,6 +14,7 @@ use std::collections::HashMap;
 
 use super::error::CouchPath;
 use super::AppState;
+use super::Peer;
 use crate::auth::{Credentials, Session};
 use crate::couch::CouchError;
 use crate::service::access::{access, Access, Resource};
@@ -165,7 +164,7 @@ pub fn session_cookie(value: &str, max_age: u64) -> Option<HeaderValue> {
 
 pub async fn authenticate(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Peer(peer): Peer,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -189,7 +188,7 @@ pub async fn authenticate(
         }
     }
     let creds = credentials(req.headers());
-    let session = match state.auth.authenticate(creds, Some(peer.ip())).await {
+    let session = match state.auth.authenticate(creds, peer).await {
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };

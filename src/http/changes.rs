@@ -11,9 +11,9 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
+use futures::future::Either;
 use futures::{FutureExt, Stream, StreamExt};
 use serde_json::{json, Value};
-use tokio::time::Instant;
 
 use super::couch_api::doc_ids_filter;
 use super::error::{CouchPath, JsonBody, Params};
@@ -21,6 +21,7 @@ use super::stream::{json_pages, Step};
 use super::AppState;
 use crate::couch::{ChangesOptions, CouchError, Db};
 use crate::level::KeyStream;
+use crate::runtime::Runtime;
 
 /// CouchDB's default `changes_timeout` and heartbeat interval.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -172,7 +173,15 @@ async fn changes(
         watch,
         heartbeat,
         // With a heartbeat asked for, the feed runs until the client leaves (CouchDB's rule).
-        deadline: asked_heartbeat.is_none().then(|| Instant::now() + timeout),
+        deadline: asked_heartbeat.is_none().then(|| {
+            state
+                .kv
+                .clock()
+                .now_millis()
+                .saturating_add(timeout.as_millis() as u64)
+        }),
+        clock: state.kv.clock().clone(),
+        runtime: state.runtime.clone(),
         first: Some(first),
         remaining_limit: p.number("limit")?.map(|l| l as usize),
         done: false,
@@ -205,7 +214,10 @@ struct Live {
     opts: ChangesOptions,
     watch: KeyStream,
     heartbeat: Option<Duration>,
-    deadline: Option<Instant>,
+    /// When the feed ends, in the clock's milliseconds.
+    deadline: Option<u64>,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    runtime: std::sync::Arc<dyn Runtime>,
     first: Option<crate::couch::ChangesPage>,
     remaining_limit: Option<usize>,
     done: bool,
@@ -251,6 +263,10 @@ impl Live {
         }
     }
 
+    fn now_millis(&self) -> u64 {
+        self.clock.now_millis()
+    }
+
     fn finished(&self) -> bool {
         self.remaining_limit == Some(0)
     }
@@ -265,16 +281,18 @@ impl Live {
             return Frame::End(self.opts.since);
         }
         loop {
-            let now = Instant::now();
-            let beat = self.heartbeat.map(|h| now + h);
-            let wake = match (beat, self.deadline) {
+            let left = self
+                .deadline
+                .map(|d| Duration::from_millis(d.saturating_sub(self.now_millis())));
+            let wait = match (self.heartbeat, left) {
                 (Some(b), Some(d)) => b.min(d),
                 (Some(b), None) => b,
                 (None, Some(d)) => d,
-                (None, None) => now + DEFAULT_TIMEOUT,
+                (None, None) => DEFAULT_TIMEOUT,
             };
-            tokio::select! {
-                ev = self.watch.next() => {
+            let timer = self.runtime.sleep(wait);
+            match futures::future::select(self.watch.next(), timer).await {
+                Either::Left((ev, _)) => {
                     match ev {
                         Some(Ok(_)) => {
                             // Several commits may have landed: take them in one read.
@@ -298,8 +316,8 @@ impl Live {
                         None => return Frame::End(self.opts.since),
                     }
                 }
-                _ = tokio::time::sleep_until(wake) => {
-                    if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                Either::Right(_) => {
+                    if self.deadline.is_some_and(|d| self.now_millis() >= d) {
                         return Frame::End(self.opts.since);
                     }
                     return Frame::Heartbeat;

@@ -6,7 +6,6 @@ mod changes;
 mod couch_api;
 pub mod error;
 mod kv_api;
-pub mod serve;
 mod session_api;
 mod stream;
 
@@ -33,6 +32,25 @@ pub struct AppState {
     pub uuid: Arc<str>,
     /// The API's rules (see [`crate::service`]).
     pub service: Arc<crate::service::CouchService>,
+    /// The host's timers and tasks.
+    pub runtime: Arc<dyn crate::runtime::Runtime>,
+}
+
+/// The client's address as the host knows it (the TCP peer natively, `CF-Connecting-IP` in a
+/// Worker), put in the request's extensions by the host. Login throttling counts by it; a
+/// request without one is counted as from an unknown address.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Peer(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Peer>().copied().unwrap_or_default())
+    }
 }
 
 /// How the HTTP layer behaves.
@@ -42,12 +60,6 @@ pub struct HttpConfig {
     pub cors_origins: Vec<String>,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// How long a client may take to send a request body (408 beyond it).
-    pub body_timeout: std::time::Duration,
-    /// How long a connection may wait idle for its next request before it is closed.
-    pub idle_timeout: std::time::Duration,
-    /// How long a write to a client that stopped reading may stall before the connection is cut.
-    pub write_stall_timeout: std::time::Duration,
     /// Bodies of old revisions a database may keep before it compacts itself (0: never).
     pub compact_after: u64,
 }
@@ -57,9 +69,6 @@ impl Default for HttpConfig {
         Self {
             cors_origins: Vec::new(),
             max_body_bytes: 64 * 1024 * 1024,
-            body_timeout: std::time::Duration::from_secs(60),
-            idle_timeout: std::time::Duration::from_secs(120),
-            write_stall_timeout: std::time::Duration::from_secs(60),
             compact_after: 10_000,
         }
     }
@@ -83,10 +92,6 @@ pub fn app(state: AppState, config: &HttpConfig) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             config.max_body_bytes,
             refuse_oversize,
-        ))
-        // A client that sends its body too slowly ties up a connection and a buffer: cut it off.
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            config.body_timeout,
         ))
         // Requests at debug level (`RUST_LOG=tower_http=debug`); no bodies, no headers.
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -1,8 +1,6 @@
 //! `/_session`: log in (JSON or form), see who you are, log out.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -12,6 +10,7 @@ use serde_json::{json, Value};
 use super::auth_layer::session_cookie;
 use super::error::RawBody;
 use super::AppState;
+use super::Peer;
 use crate::auth::Session;
 use crate::couch::CouchError;
 
@@ -36,7 +35,7 @@ async fn whoami(
 
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, CouchError> {
@@ -67,11 +66,7 @@ async fn login(
     let (Some(name), Some(password)) = (name, password) else {
         return Err(CouchError::bad_request("name and password are required"));
     };
-    let Some(user) = state
-        .auth
-        .check_password(&name, &password, Some(peer.ip()))
-        .await?
-    else {
+    let Some(user) = state.auth.check_password(&name, &password, peer).await? else {
         return Err(CouchError::unauthorized("Name or password is incorrect."));
     };
     let cookie = state.auth.cookie_for(&name).await?;

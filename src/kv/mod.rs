@@ -10,6 +10,7 @@ pub mod cursor;
 mod error;
 pub mod limits;
 
+use couchkv_adapters::StoreExt;
 use std::ops::Bound;
 use std::sync::Arc;
 

@@ -323,8 +323,7 @@ impl KvLevel {
     }
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[async_trait::async_trait]
 impl Level for KvLevel {
     fn supports(&self) -> Supports {
         Supports {

@@ -40,8 +40,7 @@ impl MemoryLevel {
     }
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[async_trait::async_trait]
 impl Level for MemoryLevel {
     fn supports(&self) -> Supports {
         Supports {

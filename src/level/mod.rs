@@ -189,8 +189,7 @@ pub struct ScanPage {
 
 /// What a LevelDB-style implementation provides. Callers go through [`LevelDb`], which validates
 /// before calling; implementations never validate again.
-#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
-#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+#[async_trait::async_trait]
 pub trait Level: Send + Sync {
     fn supports(&self) -> Supports;
     /// Called by [`LevelDb::open`]; recovery (a journal replay) happens here.
@@ -227,19 +226,10 @@ pub trait Level: Send + Sync {
 }
 
 /// Changed keys, as [`Level::watch`] and [`LevelDb::watch`] deliver them.
-#[cfg(not(target_arch = "wasm32"))]
 pub type KeyStream = futures::stream::BoxStream<'static, Result<Vec<u8>>>;
-#[cfg(target_arch = "wasm32")]
-pub type KeyStream = futures::stream::LocalBoxStream<'static, Result<Vec<u8>>>;
 
-#[cfg(not(target_arch = "wasm32"))]
 fn boxed_keys(s: impl futures::Stream<Item = Result<Vec<u8>>> + Send + 'static) -> KeyStream {
     futures::StreamExt::boxed(s)
-}
-
-#[cfg(target_arch = "wasm32")]
-fn boxed_keys(s: impl futures::Stream<Item = Result<Vec<u8>>> + 'static) -> KeyStream {
-    futures::StreamExt::boxed_local(s)
 }
 
 /// The guarded batch any implementation can do: read the guard, then write. Right for one writer

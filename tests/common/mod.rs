@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use couchkv::auth::AuthConfig;
 use couchkv::http::HttpConfig;
-use couchkv::server::{run, RunConfig};
+use couchkv::server::{run, ConnLimits, RunConfig};
 use couchkv_adapters::MemoryStore;
 
 /// A running in-process server; it stops when this is dropped.
@@ -24,6 +24,11 @@ pub struct InProcess {
 }
 
 pub async fn start(http: HttpConfig) -> InProcess {
+    start_with(http, ConnLimits::default()).await
+}
+
+/// [`start`] with the native host's connection limits set.
+pub async fn start_with(http: HttpConfig, conn: ConnLimits) -> InProcess {
     let store = Arc::new(MemoryStore::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -31,6 +36,7 @@ pub async fn start(http: HttpConfig) -> InProcess {
     let config = RunConfig {
         sweep_interval: Duration::from_secs(3600),
         http,
+        conn,
         auth: AuthConfig {
             admins: vec![("admin".into(), "secret".into())],
             pbkdf2_iterations: 1000,

@@ -82,7 +82,7 @@ pub(super) async fn compact(
     CouchPath(name): CouchPath<String>,
 ) -> Result<Response> {
     let db = db(&state, &name).await?;
-    start_compaction(db);
+    start_compaction(&state, db);
     Ok((StatusCode::ACCEPTED, Json(json!({"ok": true}))).into_response())
 }
 

@@ -189,7 +189,7 @@ async fn write_docs(
         .write_docs(&session.user, name, docs, new_edits)
         .await?;
     if let Some(db) = written.compact {
-        start_compaction(db);
+        start_compaction(state, db);
     }
     Ok(written.results)
 }
@@ -201,14 +201,14 @@ fn single(mut results: Vec<WriteResult>) -> Result<WriteResult> {
 }
 
 /// Compacts in the background unless a compaction of that database already runs.
-fn start_compaction(db: Db) {
+fn start_compaction(state: &AppState, db: Db) {
     if db.begin_compaction() {
-        tokio::spawn(async move {
+        state.runtime.spawn(Box::pin(async move {
             match db.compact().await {
                 Ok(n) => tracing::debug!(db = db.name(), dropped = n, "compacted"),
                 Err(e) => tracing::warn!(db = db.name(), error = %e, "compaction failed"),
             }
-        });
+        }));
     }
 }
 

@@ -1,6 +1,11 @@
 //! The watch extension: key changes as server-sent events, resumable by version.
 
+use std::sync::Arc;
+
+use futures::future::Either;
+
 use super::*;
+use crate::runtime::Runtime;
 
 /// Heartbeat of an idle watch stream.
 pub(super) const WATCH_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
@@ -44,7 +49,7 @@ pub(super) async fn watch(
         Some(since) => kv.changed_since(&prefix, since).await?,
         None => Vec::new(),
     };
-    Ok(event_stream(catch_up, events))
+    Ok(event_stream(catch_up, events, s.runtime.clone()))
 }
 
 /// `Last-Event-ID`, from the header or the query.
@@ -81,6 +86,7 @@ fn event_of(ev: &couchkv_adapters::Event) -> String {
 fn event_stream(
     catch_up: Vec<crate::kv::Changed>,
     events: couchkv_adapters::EventStream,
+    runtime: Arc<dyn Runtime>,
 ) -> Response {
     use futures::StreamExt;
     let first = futures::stream::iter(catch_up.into_iter().map(|c| {
@@ -92,17 +98,21 @@ fn event_stream(
             c.expiration,
         )))
     }));
-    let live = futures::stream::unfold(Some(events), |events| async move {
-        let mut events = events?;
-        tokio::select! {
-            ev = events.next() => match ev {
-                Some(Ok(ev)) => Some((Ok(Bytes::from(event_of(&ev))), Some(events))),
+    let live = futures::stream::unfold(Some(events), move |events| {
+        let beat = runtime.sleep(WATCH_HEARTBEAT);
+        async move {
+            let mut events = events?;
+            match futures::future::select(events.next(), beat).await {
+                Either::Left((Some(Ok(ev)), _)) => {
+                    Some((Ok(Bytes::from(event_of(&ev))), Some(events)))
+                }
                 // The store closed the watch (it lagged, or the namespace went away): end; the
                 // client reconnects with Last-Event-ID.
-                _ => None,
-            },
-            _ = tokio::time::sleep(WATCH_HEARTBEAT) => {
-                Some((Ok(Bytes::from_static(b"event: heartbeat\ndata: \n\n")), Some(events)))
+                Either::Left(_) => None,
+                Either::Right(_) => Some((
+                    Ok(Bytes::from_static(b"event: heartbeat\ndata: \n\n")),
+                    Some(events),
+                )),
             }
         }
     });

@@ -11,25 +11,39 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use axum::Router;
+
+use crate::http::Peer;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Per-connection limits.
+/// Per-connection limits of the native host.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnLimits {
+    /// How long a client may take to send a request body (408 beyond it).
+    pub body_timeout: Duration,
+    /// How long a connection may wait idle for its next request before it is closed.
     pub idle_timeout: Duration,
+    /// How long a write to a client that stopped reading may stall before the connection is cut.
     pub write_stall_timeout: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        Self {
+            body_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(120),
+            write_stall_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// How long in-flight requests may run on after shutdown begins.
@@ -42,6 +56,10 @@ pub async fn serve(
     limits: ConnLimits,
     shutdown: impl Future<Output = ()>,
 ) {
+    // A client that sends its body too slowly ties up a connection and a buffer: cut it off.
+    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+        limits.body_timeout,
+    ));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -62,7 +80,7 @@ pub async fn serve(
         let io = TokioIo::new(StallGuard::new(tcp, limits.write_stall_timeout));
         let svc = app.clone();
         let hyper_svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            req.extensions_mut().insert(Peer(Some(peer.ip())));
             let mut svc = svc.clone();
             async move { tower_service::Service::call(&mut svc, req.map(Body::new)).await }
         });

@@ -1,6 +1,7 @@
 //! The binary's runtime: opens the store, keeps the server's identity, runs the expiry sweeper,
 //! serves HTTP until SIGINT/SIGTERM, then closes the store so queued writes finish.
 
+use couchkv_adapters::StoreExt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,6 +13,10 @@ use couchkv_adapters::{
 };
 use tokio::net::TcpListener;
 
+mod accept;
+
+pub use accept::ConnLimits;
+
 use crate::auth::{Auth, AuthConfig, USERS_DB};
 use crate::cli::{ServeArgs, StoreSpec};
 use crate::clock::{Clock, IdSource};
@@ -19,6 +24,7 @@ use crate::couch::Couch;
 use crate::http::{app, AppState, HttpConfig};
 use crate::kv::Kv;
 use crate::level::{KvLevel, LevelDb};
+use crate::runtime::{Runtime, TokioRuntime};
 
 pub use crate::auth::SYSTEM_NAMESPACE;
 /// The namespace the CouchDB databases live in.
@@ -29,6 +35,7 @@ pub const COUCH_NAMESPACE: &str = "_couchkv_couch";
 pub struct RunConfig {
     pub sweep_interval: Duration,
     pub http: HttpConfig,
+    pub conn: ConnLimits,
     pub auth: AuthConfig,
 }
 
@@ -42,7 +49,10 @@ async fn system_value(store: &dyn Store, key: &str, made: Bytes) -> Result<Bytes
     if let Some(rec) = store.get(SYSTEM_NAMESPACE, key).await? {
         return Ok(rec.value);
     }
-    if couchkv_adapters::put_if_absent(store, SYSTEM_NAMESPACE, key, made.clone()).await? {
+    if store
+        .put_if_absent(SYSTEM_NAMESPACE, key, made.clone())
+        .await?
+    {
         return Ok(made);
     }
     store
@@ -95,7 +105,7 @@ pub struct UuidIds;
 
 impl IdSource for UuidIds {
     fn new_id(&self) -> String {
-        uuid::Uuid::new_v4().simple().to_string()
+        crate::auth::crypto::random_uuid()
     }
 }
 
@@ -209,9 +219,11 @@ pub async fn run(
             "no server admin configured (--admin NAME:PASSWORD): admin-only routes are refused"
         );
     }
+    let runtime: Arc<dyn Runtime> = Arc::new(TokioRuntime);
     let auth = Arc::new(Auth::new(
         couch.clone(),
         Arc::new(SystemClock),
+        runtime.clone(),
         secret,
         config.auth.clone(),
     ));
@@ -227,13 +239,10 @@ pub async fn run(
         service,
         auth,
         uuid: uuid.into(),
+        runtime,
     };
     tracing::info!(addr = %listener.local_addr()?, "couchkv listening");
-    let limits = crate::http::serve::ConnLimits {
-        idle_timeout: config.http.idle_timeout,
-        write_stall_timeout: config.http.write_stall_timeout,
-    };
-    crate::http::serve::serve(listener, app(state, &config.http), limits, shutdown).await;
+    accept::serve(listener, app(state, &config.http), config.conn, shutdown).await;
     sweeper.abort();
     tracing::info!("shutting down: closing the store");
     store.close().await?;
