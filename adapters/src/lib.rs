@@ -305,6 +305,33 @@ pub struct Capabilities {
     pub native_expiry: bool,
 }
 
+impl Capabilities {
+    /// An ordered, transactional store: ranges, atomic conditional batches, values in lists,
+    /// versions, watched in process, not durable (the memory backend; others adjust it).
+    pub const ORDERED: Capabilities = Capabilities {
+        ranges: true,
+        atomic_batch: true,
+        preconditions: true,
+        list_values: true,
+        watch: WatchKind::InProcess,
+        durable: false,
+        versions: true,
+        native_expiry: false,
+    };
+    /// A plain Workers KV namespace: get, put, delete and a forward list by prefix, no versions,
+    /// watched by polling (durability and expiry are the service's, set by each backend).
+    pub const PLAIN: Capabilities = Capabilities {
+        ranges: false,
+        atomic_batch: false,
+        preconditions: false,
+        list_values: false,
+        watch: WatchKind::Polling,
+        durable: false,
+        versions: false,
+        native_expiry: false,
+    };
+}
+
 /// A stream of change events. It ends when the store closes; a watcher that falls behind gets
 /// [`StoreError::WatchLagged`] and then the end of the stream.
 pub type EventStream = futures::stream::BoxStream<'static, Result<Event>>;

@@ -9,7 +9,7 @@ use crate::range::{key_bounds, ByteRange};
 use crate::watch::WatchHub;
 use crate::{
     Batch, Capabilities, EventKind, EventStream, Expect, ListEntry, ListOptions, ListPage,
-    Namespace, Namespaces, Op, Record, Result, Store, StoreError, WatchKind,
+    Namespace, Namespaces, Op, Record, Result, Store, StoreError,
 };
 
 #[derive(Default)]
@@ -134,16 +134,7 @@ impl Namespaces for MemoryStore {
 #[async_trait::async_trait]
 impl Store for MemoryStore {
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            ranges: true,
-            atomic_batch: true,
-            preconditions: true,
-            list_values: true,
-            watch: WatchKind::InProcess,
-            durable: false,
-            versions: true,
-            native_expiry: false,
-        }
+        Capabilities::ORDERED
     }
 
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>> {

@@ -7,7 +7,7 @@ use std::ops::Bound;
 
 use crate::{
     Batch, Capabilities, EventStream, ListOptions, ListPage, Record, Result, Store, StoreError,
-    WatchKind, Wraps,
+    Wraps,
 };
 
 pub struct PlainKvStore<S> {
@@ -30,15 +30,12 @@ impl<S: Store> Wraps for PlainKvStore<S> {
 #[async_trait::async_trait]
 impl<S: Store> Store for PlainKvStore<S> {
     fn capabilities(&self) -> Capabilities {
+        let inner = self.inner.capabilities();
         Capabilities {
-            ranges: false,
-            atomic_batch: false,
-            preconditions: false,
-            list_values: false,
-            watch: WatchKind::Polling,
-            durable: self.inner.capabilities().durable,
-            versions: self.inner.capabilities().versions,
-            native_expiry: self.inner.capabilities().native_expiry,
+            durable: inner.durable,
+            versions: inner.versions,
+            native_expiry: inner.native_expiry,
+            ..Capabilities::PLAIN
         }
     }
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>> {

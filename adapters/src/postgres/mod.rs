@@ -41,6 +41,13 @@ use crate::{
     Namespace, Namespaces, Op, Record, Result, Store, StoreError, WatchKind,
 };
 
+mod notify;
+mod schema;
+mod write;
+
+use notify::{listen_forever, tail};
+use schema::{migrations, valid_schema};
+
 /// Versions of change log kept per namespace (older ones are pruned by the sweep).
 pub const CHANGES_KEPT: i64 = 100_000;
 /// How often a tailer reads the log even without a notification.
@@ -132,48 +139,6 @@ const KIND_PUT: i16 = 0;
 const KIND_DELETE: i16 = 1;
 const KIND_EXPIRE: i16 = 2;
 
-/// The schema, one migration per entry; `schema_version` says how many ran.
-fn migrations(s: &str) -> Vec<String> {
-    vec![format!(
-        "CREATE SEQUENCE {s}.namespace_numbers;
-         CREATE TABLE {s}.namespaces (
-             id text PRIMARY KEY,
-             title text NOT NULL UNIQUE,
-             num bigint NOT NULL UNIQUE DEFAULT nextval('{s}.namespace_numbers'),
-             version bigint NOT NULL DEFAULT 0,
-             pruned_below bigint NOT NULL DEFAULT 0
-         );
-         CREATE TABLE {s}.kv (
-             ns bigint NOT NULL,
-             key bytea NOT NULL,
-             value bytea NOT NULL,
-             metadata text,
-             expiration bigint,
-             version bigint NOT NULL,
-             PRIMARY KEY (ns, key)
-         );
-         CREATE INDEX kv_expiring ON {s}.kv (ns, expiration) WHERE expiration IS NOT NULL;
-         CREATE TABLE {s}.changes (
-             ns bigint NOT NULL,
-             version bigint NOT NULL,
-             idx integer NOT NULL,
-             key bytea NOT NULL,
-             kind smallint NOT NULL,
-             metadata text,
-             expiration bigint,
-             PRIMARY KEY (ns, version, idx)
-         );"
-    )]
-}
-
-fn valid_schema(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 48
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !s.starts_with(|c: char| c.is_ascii_digit())
-}
-
 impl PostgresStore {
     /// Connects, creates or migrates the schema, and starts listening for other nodes' changes.
     pub async fn open(config: PostgresConfig) -> Result<Self> {
@@ -260,186 +225,6 @@ impl PostgresStore {
     }
 }
 
-/// Holds a LISTEN connection and turns notifications into wake-ups; reconnects when it drops.
-async fn listen_forever(inner: std::sync::Weak<Inner>) {
-    loop {
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        if strong.closed.load(Ordering::Acquire) {
-            return;
-        }
-        let (pg, channel, wake) = (
-            strong.pg.clone(),
-            strong.channel.clone(),
-            strong.wake.clone(),
-        );
-        let mut stop = strong.stop.subscribe();
-        drop(strong);
-        if let Ok((client, mut conn)) = pg.connect(NoTls).await {
-            let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
-            let sql = format!("LISTEN {channel}");
-            let listen = client.batch_execute(&sql);
-            // The connection must be polled for LISTEN to complete.
-            let mut listen = std::pin::pin!(listen);
-            let listened = loop {
-                tokio::select! {
-                    r = &mut listen => break r.is_ok(),
-                    m = messages.next() => if m.is_none() { break false },
-                }
-            };
-            if listened {
-                // Tailers re-read after a reconnect: notifications sent meanwhile are lost.
-                let _ = wake.send(-1);
-                loop {
-                    tokio::select! {
-                        _ = stop.changed() => return,
-                        m = messages.next() => match m {
-                            Some(Ok(AsyncMessage::Notification(n))) => {
-                                if let Ok(num) = n.payload().parse::<i64>() {
-                                    let _ = wake.send(num);
-                                }
-                            }
-                            Some(Ok(_)) => {}
-                            _ => break,
-                        },
-                    }
-                }
-            }
-        }
-        tokio::select! {
-            _ = stop.changed() => return,
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-    }
-}
-
-/// Reads a namespace's change log after `last` and publishes it, until its last watcher leaves.
-async fn tail(inner: Arc<Inner>, ns: String, num: i64, mut last: i64) {
-    let mut wake = inner.wake.subscribe();
-    let mut stop = inner.stop.subscribe();
-    let s = inner.schema.clone();
-    let read = format!(
-        "SELECT version, key, kind, metadata, expiration FROM {s}.changes
-         WHERE ns = $1 AND version > $2 ORDER BY version, idx LIMIT $3"
-    );
-    let pruned = format!("SELECT pruned_below FROM {s}.namespaces WHERE num = $1");
-    loop {
-        if finished(&inner, &ns) {
-            return;
-        }
-        // Drain the log; a full page means more may follow at once.
-        let mut failed = false;
-        loop {
-            let rows = async {
-                let client = inner.pool.get().await.map_err(pool_err)?;
-                let floor: Option<i64> = client
-                    .query_opt(&pruned, &[&num])
-                    .await
-                    .map_err(pg_err)?
-                    .map(|r| r.get(0));
-                let rows = client
-                    .query(&read, &[&num, &last, &TAIL_PAGE])
-                    .await
-                    .map_err(pg_err)?;
-                Ok::<_, StoreError>((floor, rows))
-            }
-            .await;
-            let (floor, rows) = match rows {
-                Ok(r) => r,
-                Err(_) => {
-                    failed = true;
-                    break;
-                }
-            };
-            let Some(floor) = floor else {
-                // The namespace is gone: its watchers end.
-                inner.hub.close(Some(&ns));
-                break;
-            };
-            if last + 1 < floor {
-                // Pruned past this tailer: its watchers missed events.
-                inner.hub.close(Some(&ns));
-                break;
-            }
-            let n = rows.len();
-            let mut group: Vec<Event> = Vec::new();
-            for row in rows {
-                let version: i64 = row.get(0);
-                let key: Vec<u8> = row.get(1);
-                let Ok(key) = String::from_utf8(key) else {
-                    continue;
-                };
-                let kind = match row.get::<_, i16>(2) {
-                    KIND_PUT => EventKind::Put {
-                        metadata: row.get(3),
-                        expiration: to_u64(row.get(4)),
-                    },
-                    KIND_DELETE => EventKind::Delete,
-                    _ => EventKind::Expire,
-                };
-                group.push(Event {
-                    key,
-                    version: version as u64,
-                    kind,
-                });
-                last = version;
-            }
-            // A page may end inside a version: it is re-read from that version's start.
-            if n as i64 == TAIL_PAGE {
-                if let Some(cut) = group.last().map(|e| e.version) {
-                    let whole: Vec<Event> =
-                        group.iter().filter(|e| e.version < cut).cloned().collect();
-                    if !whole.is_empty() {
-                        last = cut as i64 - 1;
-                        inner.hub.publish(&ns, whole);
-                        continue;
-                    }
-                    // One version larger than a page: deliver it as read.
-                }
-            }
-            inner.hub.publish(&ns, group);
-            if (n as i64) < TAIL_PAGE {
-                break;
-            }
-        }
-        if finished(&inner, &ns) {
-            return;
-        }
-        let pause = if failed {
-            Duration::from_millis(200)
-        } else {
-            TAIL_FALLBACK
-        };
-        tokio::select! {
-            _ = stop.changed() => {}
-            _ = tokio::time::sleep(pause) => {}
-            w = wake.recv() => match w {
-                Ok(n) if n == num || n == -1 => {}
-                Ok(_) => {
-                    // Another namespace's news: drain what else is queued, then re-check.
-                    while let Ok(n) = wake.try_recv() {
-                        if n == num || n == -1 { break; }
-                    }
-                }
-                Err(_) => {}
-            },
-        }
-    }
-}
-
-/// Whether a tailer should end (no watchers left, or the store closed); decided under the
-/// tailers lock, so a watcher arriving at that moment either keeps this tailer or starts one.
-fn finished(inner: &Inner, ns: &str) -> bool {
-    let mut tailers = inner.tailers.lock().unwrap_or_else(|p| p.into_inner());
-    if inner.hub.watchers(ns) == 0 || inner.closed.load(Ordering::Acquire) {
-        tailers.remove(ns);
-        true
-    } else {
-        false
-    }
-}
-
 impl Inner {
     fn open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
@@ -475,168 +260,6 @@ impl Inner {
             expiration: to_u64(row.get(at + 2)),
             version: row.get::<_, i64>(at + 3) as u64,
         }
-    }
-
-    /// Applies a batch in one transaction under the namespace's version lock; returns the
-    /// version and how many `Expire` ops removed a key. With `expire_before`, an `Expire` removes
-    /// a key only if it still expires by then (the sweep: a key rewritten meanwhile stays).
-    async fn write(
-        &self,
-        ns: &str,
-        batch: Batch,
-        expire_before: Option<i64>,
-    ) -> Result<(u64, usize)> {
-        let s = &self.schema;
-        let mut client = self.client().await?;
-        let txn = client.transaction().await.map_err(pg_err)?;
-        let Some(row) = txn
-            .query_opt(
-                &format!(
-                    "UPDATE {s}.namespaces SET version = version + 1 WHERE id = $1
-                     RETURNING num, version"
-                ),
-                &[&ns],
-            )
-            .await
-            .map_err(pg_err)?
-        else {
-            return Err(StoreError::NamespaceNotFound(ns.to_owned()));
-        };
-        let (num, version): (i64, i64) = (row.get(0), row.get(1));
-        if !batch.preconditions.is_empty() {
-            let keys: Vec<Vec<u8>> = batch
-                .preconditions
-                .iter()
-                .map(|p| p.key.as_bytes().to_vec())
-                .collect();
-            let current: HashMap<Vec<u8>, i64> = txn
-                .query(
-                    &format!("SELECT key, version FROM {s}.kv WHERE ns = $1 AND key = ANY($2)"),
-                    &[&num, &keys],
-                )
-                .await
-                .map_err(pg_err)?
-                .into_iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect();
-            for p in &batch.preconditions {
-                let now = current.get(p.key.as_bytes()).map(|v| *v as u64);
-                let holds = match p.expect {
-                    Expect::Absent => now.is_none(),
-                    Expect::Version(v) => now == Some(v),
-                };
-                if !holds {
-                    return Err(StoreError::Conflict { key: p.key.clone() });
-                }
-            }
-        }
-        // Each key's last write is what lands; every write is logged for watchers.
-        let mut last: HashMap<&str, usize> = HashMap::new();
-        for (i, op) in batch.ops.iter().enumerate() {
-            last.insert(op.key(), i);
-        }
-        let (mut pk, mut pv, mut pm, mut pe) = (vec![], vec![], vec![], vec![]);
-        let (mut dk, mut ek) = (vec![], vec![]);
-        for (i, op) in batch.ops.iter().enumerate() {
-            if last.get(op.key()) != Some(&i) {
-                continue;
-            }
-            match op {
-                Op::Put {
-                    key,
-                    value,
-                    metadata,
-                    expiration,
-                } => {
-                    pk.push(key.as_bytes().to_vec());
-                    pv.push(value.to_vec());
-                    pm.push(metadata.clone());
-                    pe.push(to_i64(*expiration));
-                }
-                Op::Delete { key } => dk.push(key.as_bytes().to_vec()),
-                Op::Expire { key } => ek.push(key.as_bytes().to_vec()),
-            }
-        }
-        if !pk.is_empty() {
-            txn.execute(
-                &format!(
-                    "INSERT INTO {s}.kv (ns, key, value, metadata, expiration, version)
-                     SELECT $1, k, v, m, e, $6
-                     FROM unnest($2::bytea[], $3::bytea[], $4::text[], $5::bigint[]) AS t(k, v, m, e)
-                     ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value,
-                       metadata = EXCLUDED.metadata, expiration = EXCLUDED.expiration,
-                       version = EXCLUDED.version"
-                ),
-                &[&num, &pk, &pv, &pm, &pe, &version],
-            )
-            .await
-            .map_err(pg_err)?;
-        }
-        if !dk.is_empty() {
-            txn.execute(
-                &format!("DELETE FROM {s}.kv WHERE ns = $1 AND key = ANY($2)"),
-                &[&num, &dk],
-            )
-            .await
-            .map_err(pg_err)?;
-        }
-        // An expiry of a key already gone is no change (and no event).
-        let expired: std::collections::HashSet<Vec<u8>> = if ek.is_empty() {
-            Default::default()
-        } else {
-            txn.query(
-                &format!(
-                    "DELETE FROM {s}.kv WHERE ns = $1 AND key = ANY($2)
-                     AND ($3::bigint IS NULL OR expiration <= $3) RETURNING key"
-                ),
-                &[&num, &ek, &expire_before],
-            )
-            .await
-            .map_err(pg_err)?
-            .into_iter()
-            .map(|r| r.get(0))
-            .collect()
-        };
-        let (mut ck, mut ckind, mut cm, mut ce) = (vec![], vec![], vec![], vec![]);
-        for op in &batch.ops {
-            let (kind, m, e) = match op {
-                Op::Put {
-                    metadata,
-                    expiration,
-                    ..
-                } => (KIND_PUT, metadata.clone(), to_i64(*expiration)),
-                Op::Delete { .. } => (KIND_DELETE, None, None),
-                Op::Expire { key } => {
-                    if !expired.contains(key.as_bytes()) {
-                        continue;
-                    }
-                    (KIND_EXPIRE, None, None)
-                }
-            };
-            ck.push(op.key().as_bytes().to_vec());
-            ckind.push(kind);
-            cm.push(m);
-            ce.push(e);
-        }
-        if !ck.is_empty() {
-            txn.execute(
-                &format!(
-                    "INSERT INTO {s}.changes (ns, version, idx, key, kind, metadata, expiration)
-                     SELECT $1, $2, o::integer, k, c, m, e
-                     FROM unnest($3::bytea[], $4::smallint[], $5::text[], $6::bigint[])
-                       WITH ORDINALITY AS t(k, c, m, e, o)"
-                ),
-                &[&num, &version, &ck, &ckind, &cm, &ce],
-            )
-            .await
-            .map_err(pg_err)?;
-            let params: [&(dyn ToSql + Sync); 2] = [&self.channel, &num.to_string()];
-            txn.execute("SELECT pg_notify($1, $2)", &params)
-                .await
-                .map_err(pg_err)?;
-        }
-        txn.commit().await.map_err(pg_err)?;
-        Ok((version as u64, expired.len()))
     }
 }
 
@@ -759,14 +382,9 @@ impl Namespaces for PostgresStore {
 impl Store for PostgresStore {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            ranges: true,
-            atomic_batch: true,
-            preconditions: true,
-            list_values: true,
             watch: WatchKind::CrossNode,
             durable: true,
-            versions: true,
-            native_expiry: false,
+            ..Capabilities::ORDERED
         }
     }
 
