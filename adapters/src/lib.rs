@@ -218,6 +218,24 @@ pub struct Precondition {
     pub expect: Expect,
 }
 
+impl Precondition {
+    /// Whether it holds for the key's current version (`None`: the key is absent); a
+    /// [`StoreError::Conflict`] naming the key when not.
+    pub fn check(&self, current: Option<u64>) -> Result<()> {
+        let holds = match self.expect {
+            Expect::Absent => current.is_none(),
+            Expect::Version(v) => current == Some(v),
+        };
+        if holds {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict {
+                key: self.key.clone(),
+            })
+        }
+    }
+}
+
 /// Writes applied together: all of them or none (on a store whose capabilities say
 /// `atomic_batch`). Preconditions are checked first, against the state before the batch.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

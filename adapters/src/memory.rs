@@ -8,8 +8,8 @@ use std::sync::{Mutex, MutexGuard};
 use crate::range::{key_bounds, ByteRange};
 use crate::watch::WatchHub;
 use crate::{
-    Batch, Capabilities, EventKind, EventStream, Expect, ListEntry, ListOptions, ListPage,
-    Namespace, Namespaces, Op, Record, Result, Store, StoreError,
+    Batch, Capabilities, EventKind, EventStream, ListEntry, ListOptions, ListPage, Namespace,
+    Namespaces, Op, Record, Result, Store, StoreError,
 };
 
 #[derive(Default)]
@@ -193,15 +193,7 @@ impl Store for MemoryStore {
             .ok_or_else(|| StoreError::NamespaceNotFound(ns.to_owned()))?;
         for pre in &batch.preconditions {
             let current = space.data.get(pre.key.as_bytes()).map(|r| r.version);
-            let holds = match pre.expect {
-                Expect::Absent => current.is_none(),
-                Expect::Version(v) => current == Some(v),
-            };
-            if !holds {
-                return Err(StoreError::Conflict {
-                    key: pre.key.clone(),
-                });
-            }
+            pre.check(current)?;
         }
         let mut events = Vec::with_capacity(batch.ops.len());
         for op in batch.ops {

@@ -37,7 +37,7 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use crate::range::key_bounds;
 use crate::watch::WatchHub;
 use crate::{
-    Batch, Capabilities, Event, EventKind, EventStream, Expect, ListEntry, ListOptions, ListPage,
+    Batch, Capabilities, Event, EventKind, EventStream, ListEntry, ListOptions, ListPage,
     Namespace, Namespaces, Op, Record, Result, Store, StoreError, WatchKind,
 };
 

@@ -46,14 +46,7 @@ impl Inner {
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();
             for p in &batch.preconditions {
-                let now = current.get(p.key.as_bytes()).map(|v| *v as u64);
-                let holds = match p.expect {
-                    Expect::Absent => now.is_none(),
-                    Expect::Version(v) => now == Some(v),
-                };
-                if !holds {
-                    return Err(StoreError::Conflict { key: p.key.clone() });
-                }
+                p.check(current.get(p.key.as_bytes()).map(|v| *v as u64))?;
             }
         }
         // Each key's last write is what lands; every write is logged for watchers.

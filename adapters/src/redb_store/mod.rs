@@ -32,7 +32,7 @@ use crate::hot_cache::HotCache;
 use crate::range::{key_bounds, ByteRange};
 use crate::watch::WatchHub;
 use crate::{
-    Batch, Capabilities, Event, EventKind, EventStream, Expect, ListEntry, ListOptions, ListPage,
+    Batch, Capabilities, Event, EventKind, EventStream, ListEntry, ListOptions, ListPage,
     Namespace, Namespaces, Op, Record, Result, Store, StoreError,
 };
 

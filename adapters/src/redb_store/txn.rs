@@ -37,15 +37,7 @@ pub(super) fn apply_batch(ctx: &mut WriteCtx<'_>, ns: &str, batch: Batch) -> Res
             Some(raw) => Some(decode(raw.value())?.version),
             None => None,
         };
-        let holds = match pre.expect {
-            Expect::Absent => current.is_none(),
-            Expect::Version(v) => current == Some(v),
-        };
-        if !holds {
-            return Err(StoreError::Conflict {
-                key: pre.key.clone(),
-            });
-        }
+        pre.check(current)?;
     }
     let version = ctx.version + 1;
     let mut events = Vec::with_capacity(batch.ops.len());
