@@ -263,6 +263,19 @@ async fn token_create_command_makes_a_working_token() {
     assert!(!out.status.success());
 }
 
+/// A GET with a bearer token, its body as JSON.
+async fn get_json(url: &str, token: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Runs `couchkv kv …` and returns stdout; fails the test on a non-zero exit.
 fn kv(args: &[String]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_couchkv"))
@@ -380,17 +393,53 @@ async fn kv_cli_on_a_data_directory_and_on_a_running_server() {
         .unwrap();
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     let server = Server::start(
-        &["--addr", "127.0.0.1:0", "--data", data.to_str().unwrap()],
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+            "--admin",
+            "admin:admin-pw",
+        ],
         &[],
     );
     let base = server.base.clone();
     let dir2 = tempfile::tempdir().unwrap();
     let path = dir2.path().to_owned();
+    let (b, t) = (base.clone(), token.clone());
     tokio::task::spawn_blocking(move || {
-        kv_cli_round_trip("remote", &["--url", &base, "--token", &token], &path)
+        kv_cli_round_trip("remote", &["--url", &b, "--token", &t], &path)
     })
     .await
     .unwrap();
+    // The CLI made it the server's way: wrangler sees the title as given, under the id printed.
+    let listed = get_json(
+        &format!("{base}/client/v4/accounts/x/storage/kv/namespaces"),
+        &token,
+    )
+    .await;
+    let titles: Vec<&str> = listed["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["title"].as_str())
+        .collect();
+    assert!(titles.contains(&"remote"), "{titles:?}");
+    // A server admin's NAME:PASSWORD works in place of a token (sent as Basic).
+    let b = base.clone();
+    let by_admin = tokio::task::spawn_blocking(move || {
+        kv(&[
+            "namespace".into(),
+            "list".into(),
+            "--url".into(),
+            b,
+            "--token".into(),
+            "admin:admin-pw".into(),
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(by_admin.contains("\"remote\""), "{by_admin}");
     server.stop();
 }
 
@@ -491,15 +540,7 @@ async fn serve_on_the_cloudflare_backend() {
 
     // On A: the namespace under its Cloudflare-side title, holding the key.
     let a_ns = format!("{api}/accounts/acct/storage/kv/namespaces");
-    let list: serde_json::Value = client
-        .get(&a_ns)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json(&a_ns, &token).await;
     let ours = list["result"]
         .as_array()
         .unwrap()

@@ -65,6 +65,9 @@ pub struct CloudflareConfig {
     pub account_id: String,
     /// An API token with Workers KV Storage edit rights. Never logged.
     pub token: String,
+    /// `token` is `NAME:PASSWORD`, sent as HTTP Basic: a couchkv server's admin (Cloudflare
+    /// itself takes API tokens only).
+    pub basic_auth: bool,
     /// How often watchers list their prefix to find changes made elsewhere.
     pub poll_interval: Duration,
     /// Attempts after the first for a request answered 429 or 5xx, or not answered.
@@ -81,6 +84,7 @@ impl CloudflareConfig {
             base_url: DEFAULT_BASE_URL.into(),
             account_id: account_id.into(),
             token: token.into(),
+            basic_auth: false,
             poll_interval: Duration::from_secs(5),
             retries: 5,
             backoff: Duration::from_millis(200),
@@ -280,7 +284,11 @@ impl Drop for WriteGuard<'_> {
 
 impl CloudflareStore {
     pub fn new(config: CloudflareConfig) -> Result<Self> {
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.token))
+        let credential = match config.basic_auth {
+            true => format!("Basic {}", BASE64.encode(&config.token)),
+            false => format!("Bearer {}", config.token),
+        };
+        let mut auth = HeaderValue::from_str(&credential)
             .map_err(|_| StoreError::Backend("the API token is not a valid header value".into()))?;
         auth.set_sensitive(true);
         let http = reqwest::Client::builder()
@@ -309,6 +317,68 @@ impl CloudflareStore {
                 hub: WatchHub::default(),
                 writes: Mutex::new(HashMap::new()),
             }),
+        })
+    }
+
+    /// Makes a namespace the service's way, as wrangler's `kv namespace create` does: its title
+    /// as given, its id the one the service picks. It is served under that id.
+    pub async fn create_service_namespace(&self, title: &str) -> Result<Namespace> {
+        self.make_namespace(None, title).await
+    }
+
+    /// Makes a namespace: with `id`, under that id (carried in the title); without, under the
+    /// service's id, with the title as it is.
+    async fn make_namespace(&self, id: Option<&str>, title: &str) -> Result<Namespace> {
+        let inner = &self.inner;
+        inner.open()?;
+        let all = inner.refresh().await?;
+        if let Some(id) = id.filter(|id| all.contains_key(*id)) {
+            return Err(StoreError::NamespaceIdTaken(id.to_owned()));
+        }
+        if all.values().any(|r| r.title == title) {
+            return Err(StoreError::NamespaceExists(title.to_owned()));
+        }
+        let cf_title = match id {
+            Some(id) => encode_title(id, title),
+            None => title.to_owned(),
+        };
+        let body = serde_json::json!({ "title": cf_title });
+        let made = inner
+            .call::<CfNamespace>("", |c| c.post(&inner.root).json(&body))
+            .await;
+        let cf_id = match made {
+            Ok((Some(cf), _)) => cf.id,
+            Ok((None, _)) => {
+                return Err(StoreError::Backend(
+                    "Cloudflare made a namespace but did not say which".into(),
+                ))
+            }
+            // A retried create whose first attempt had landed: it is ours.
+            Err(e) => match inner
+                .refresh()
+                .await?
+                .into_iter()
+                .find(|(known, r)| r.title == title && id.is_none_or(|id| id == known))
+            {
+                Some((_, r)) => r.cf_id,
+                None => return Err(e),
+            },
+        };
+        let id = id.map_or_else(|| cf_id.clone(), str::to_owned);
+        inner
+            .namespaces
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                id.clone(),
+                Remote {
+                    cf_id,
+                    title: title.to_owned(),
+                },
+            );
+        Ok(Namespace {
+            id,
+            title: title.to_owned(),
         })
     }
 
@@ -341,51 +411,7 @@ async fn failure(resp: reqwest::Response) -> Failure {
 #[async_trait::async_trait]
 impl Namespaces for CloudflareStore {
     async fn create_namespace(&self, id: &str, title: &str) -> Result<Namespace> {
-        let inner = &self.inner;
-        inner.open()?;
-        let all = inner.refresh().await?;
-        if all.contains_key(id) {
-            return Err(StoreError::NamespaceIdTaken(id.to_owned()));
-        }
-        if all.values().any(|r| r.title == title) {
-            return Err(StoreError::NamespaceExists(title.to_owned()));
-        }
-        let cf_title = encode_title(id, title);
-        let body = serde_json::json!({ "title": cf_title });
-        let made = inner
-            .call::<CfNamespace>("", |c| c.post(&inner.root).json(&body))
-            .await;
-        let cf = match made {
-            Ok((Some(cf), _)) => cf,
-            Ok((None, _)) => {
-                return Err(StoreError::Backend(
-                    "Cloudflare made a namespace but did not say which".into(),
-                ))
-            }
-            // A retried create whose first attempt had landed: it is ours.
-            Err(e) => match inner.refresh().await?.get(id) {
-                Some(r) if r.title == title => CfNamespace {
-                    id: r.cf_id.clone(),
-                    title: cf_title,
-                },
-                _ => return Err(e),
-            },
-        };
-        inner
-            .namespaces
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                id.to_owned(),
-                Remote {
-                    cf_id: cf.id,
-                    title: title.to_owned(),
-                },
-            );
-        Ok(Namespace {
-            id: id.to_owned(),
-            title: title.to_owned(),
-        })
+        self.make_namespace(Some(id), title).await
     }
     async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
         self.inner.open()?;
