@@ -62,6 +62,40 @@ pub struct NewToken {
     pub expires: Option<u64>,
 }
 
+impl NewToken {
+    /// From the admin API's request, `{name, namespaces?: [id], write: bool | read: true,
+    /// expires_in?: seconds}`, `now` in seconds since the epoch; what is wrong with it, otherwise.
+    pub fn from_json(req: &serde_json::Value, now: u64) -> Result<Self, &'static str> {
+        use serde_json::Value;
+        let name = req["name"].as_str().ok_or("name is required")?;
+        let namespaces: Vec<String> = match &req["namespaces"] {
+            Value::Null => Vec::new(),
+            v => serde_json::from_value(v.clone())
+                .map_err(|_| "namespaces must be an array of ids")?,
+        };
+        let write = match (req.get("write"), req.get("read")) {
+            (Some(Value::Bool(w)), _) => *w,
+            (None, Some(Value::Bool(true))) => false,
+            _ => return Err("give the token a scope: \"write\": true, or \"read\": true"),
+        };
+        let expires = match req.get("expires_in") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .filter(|n| *n > 0)
+                    .and_then(|n| now.checked_add(n))
+                    .ok_or("expires_in must be a positive number of seconds")?,
+            ),
+        };
+        Ok(NewToken {
+            name: name.to_owned(),
+            namespaces,
+            write,
+            expires,
+        })
+    }
+}
+
 /// Makes a token and returns it (the only time its secret exists outside the client). `now`
 /// is in seconds since the epoch.
 pub async fn create(

@@ -168,48 +168,53 @@ pub async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let kv_api = req.uri().path().starts_with("/client/v4/");
-    if kv_api {
-        // A bearer value shaped as an API token is one, with its own scope; anything else
-        // (a JWT, say, of a server admin) is a CouchDB credential like on every other route.
-        if let Some(token) = bearer(req.headers()).filter(|t| t.starts_with("ckv_")) {
-            // On the KV API a bearer token is an API token, with its own scope.
-            return match kv_token_allows(&state, &token, req.method(), req.uri().path()).await {
-                Ok(()) => {
-                    req.extensions_mut().insert::<Session>(Session {
-                        user: Default::default(),
-                        method: crate::auth::Method::None,
-                        renewed_cookie: None,
-                    });
-                    next.run(req).await
-                }
-                Err(e) => e.into_response(),
-            };
-        }
-    }
-    let creds = credentials(req.headers());
-    let session = match state.auth.authenticate(creds, peer).await {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let session = match session_of(&state, req.headers(), &method, &path, peer).await {
         Ok(s) => s,
-        Err(e) => return e.into_response(),
+        Err(refused) => return refused,
     };
-    // The KV API is for server admins (and API tokens, above), whatever the route. CouchDB
-    // routes are guarded each by the resource it serves (`guard`, after routing).
-    if kv_api && !session.user.is_admin() {
-        let (status, message) = if session.user.name.is_none() {
-            (401, "Authentication error")
-        } else {
-            (403, "Authorization error")
-        };
-        return super::kv_api::ApiError::new(status, 10000, message).into_response();
-    }
     let renewed = session.renewed_cookie.clone();
     req.extensions_mut().insert::<Session>(session);
     let mut resp = next.run(req).await;
-    if let Some(cookie) = renewed {
-        let max_age = state.auth.config().session_lifetime.as_secs();
-        if let Some(v) = session_cookie(&cookie, max_age) {
-            resp.headers_mut().append(header::SET_COOKIE, v);
-        }
+    let max_age = state.auth.config().session_lifetime.as_secs();
+    if let Some(v) = renewed.and_then(|c| session_cookie(&c, max_age)) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
     }
     resp
+}
+
+/// Who is asking, or the answer that refuses them. On the KV API a bearer value shaped as an
+/// API token is one, with its own scope (checked here); anything else (a JWT, say, of a server
+/// admin) is a CouchDB credential as on every other route, and the KV API is then for server
+/// admins only. CouchDB routes are guarded each by the resource it serves (`guard`, after
+/// routing).
+async fn session_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Session, Response> {
+    let kv_api = path.starts_with("/client/v4/");
+    if let Some(token) = bearer(headers).filter(|t| kv_api && t.starts_with("ckv_")) {
+        kv_token_allows(state, &token, method, path)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        return Ok(Session {
+            user: Default::default(),
+            method: crate::auth::Method::None,
+            renewed_cookie: None,
+        });
+    }
+    let creds = credentials(headers);
+    let session =
+        (state.auth.authenticate(creds, peer).await).map_err(IntoResponse::into_response)?;
+    if kv_api && !session.user.is_admin() {
+        let (status, message) = match session.user.name {
+            None => (401, "Authentication error"),
+            Some(_) => (403, "Authorization error"),
+        };
+        return Err(super::kv_api::ApiError::new(status, 10000, message).into_response());
+    }
+    Ok(session)
 }

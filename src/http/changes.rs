@@ -94,6 +94,88 @@ fn parse_since(s: &str, update_seq: u64) -> Result<u64, CouchError> {
         .map_err(|_| CouchError::bad_request("Malformed sequence supplied in 'since' parameter."))
 }
 
+/// What a `_changes` request asks for, parsed from its query, headers and body.
+struct ChangesRequest {
+    feed: Feed,
+    opts: ChangesOptions,
+    /// The heartbeat to send while idle, if any.
+    heartbeat: Option<Duration>,
+    /// When the feed ends, unless a heartbeat was asked for (then it runs until the client
+    /// leaves: CouchDB's rule).
+    timeout: Option<Duration>,
+}
+
+impl ChangesRequest {
+    /// `update_seq` is what `since=now` means.
+    fn parse(
+        p: &Params,
+        headers: &HeaderMap,
+        body: Option<&Value>,
+        update_seq: u64,
+    ) -> Result<Self, CouchError> {
+        let feed = match p.get("feed").unwrap_or("normal") {
+            "normal" => Feed::Normal,
+            "longpoll" => Feed::Longpoll,
+            "continuous" => Feed::Continuous,
+            "eventsource" => Feed::EventSource,
+            other => return Err(CouchError::bad_request(format!("Invalid feed: {other}"))),
+        };
+        let last_event_id = headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| p.get("last-event-id").map(str::to_owned));
+        let since = match (feed, last_event_id) {
+            (Feed::EventSource, Some(id)) => parse_since(&id, update_seq)?,
+            _ => match p.get("since") {
+                Some(s) => parse_since(s, update_seq)?,
+                None => 0,
+            },
+        };
+        let style = p.get("style").unwrap_or("main_only");
+        if style != "main_only" && style != "all_docs" {
+            return Err(CouchError::bad_request(
+                "style must be main_only or all_docs",
+            ));
+        }
+        let opts = ChangesOptions {
+            since,
+            limit: p.number("limit")?.map(|l| l as usize),
+            descending: p.flag("descending")?,
+            include_docs: p.flag("include_docs")?,
+            all_docs: style == "all_docs",
+            conflicts: p.flag("conflicts")?,
+            attachments: p.flag("attachments")?,
+            doc_ids: doc_ids_filter(p, body)?,
+            before: None,
+        };
+        let asked_heartbeat = match p.get("heartbeat") {
+            None => None,
+            Some("true") => Some(DEFAULT_TIMEOUT),
+            Some(_) => {
+                Some(Duration::from_millis(p.number("heartbeat")?.unwrap_or(0)).max(MIN_HEARTBEAT))
+            }
+        };
+        // An event stream beats every 10 s by default (browsers and proxies drop silent
+        // streams), and still ends at the timeout unless a heartbeat was asked for.
+        let heartbeat = match (asked_heartbeat, feed) {
+            (Some(h), _) => Some(h),
+            (None, Feed::EventSource) => Some(EVENTSOURCE_HEARTBEAT),
+            (None, _) => None,
+        };
+        let timeout = match p.number("timeout")? {
+            Some(ms) => Duration::from_millis(ms),
+            None => DEFAULT_TIMEOUT,
+        };
+        Ok(Self {
+            feed,
+            opts,
+            heartbeat,
+            timeout: asked_heartbeat.is_none().then_some(timeout),
+        })
+    }
+}
+
 async fn changes(
     state: AppState,
     name: String,
@@ -102,93 +184,19 @@ async fn changes(
     body: Option<Value>,
 ) -> Result<Response, CouchError> {
     let db = state.couch.db(&name).await?;
-    let feed = match p.get("feed").unwrap_or("normal") {
-        "normal" => Feed::Normal,
-        "longpoll" => Feed::Longpoll,
-        "continuous" => Feed::Continuous,
-        "eventsource" => Feed::EventSource,
-        other => return Err(CouchError::bad_request(format!("Invalid feed: {other}"))),
-    };
-    let update_seq = db.update_seq().await?;
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| p.get("last-event-id").map(str::to_owned));
-    let since = match (feed, last_event_id) {
-        (Feed::EventSource, Some(id)) => parse_since(&id, update_seq)?,
-        _ => match p.get("since") {
-            Some(s) => parse_since(s, update_seq)?,
-            None => 0,
-        },
-    };
-    let style = p.get("style").unwrap_or("main_only");
-    if style != "main_only" && style != "all_docs" {
-        return Err(CouchError::bad_request(
-            "style must be main_only or all_docs",
-        ));
-    }
-    let opts = ChangesOptions {
-        since,
-        limit: p.number("limit")?.map(|l| l as usize),
-        descending: p.flag("descending")?,
-        include_docs: p.flag("include_docs")?,
-        all_docs: style == "all_docs",
-        conflicts: p.flag("conflicts")?,
-        attachments: p.flag("attachments")?,
-        doc_ids: doc_ids_filter(&p, body.as_ref())?,
-        before: None,
-    };
-    let asked_heartbeat = match p.get("heartbeat") {
-        None => None,
-        Some("true") => Some(DEFAULT_TIMEOUT),
-        Some(_) => {
-            Some(Duration::from_millis(p.number("heartbeat")?.unwrap_or(0)).max(MIN_HEARTBEAT))
-        }
-    };
-    // An event stream beats every 10 s by default (browsers and proxies drop silent streams),
-    // and still ends at the timeout unless a heartbeat was asked for.
-    let heartbeat = match (asked_heartbeat, feed) {
-        (Some(h), _) => Some(h),
-        (None, Feed::EventSource) => Some(EVENTSOURCE_HEARTBEAT),
-        (None, _) => None,
-    };
-    let timeout = match p.number("timeout")? {
-        Some(ms) => Duration::from_millis(ms),
-        None => DEFAULT_TIMEOUT,
-    };
-
-    if feed == Feed::Normal || opts.descending {
-        let left = opts.limit;
-        let first = normal_page((db, opts, left)).await?;
+    let req = ChangesRequest::parse(&p, &headers, body.as_ref(), db.update_seq().await?)?;
+    if req.feed == Feed::Normal || req.opts.descending {
+        let left = req.opts.limit;
+        let first = normal_page((db, req.opts, left)).await?;
         return Ok(json_pages("{\"results\":[".into(), first, normal_page));
     }
+    let feed = req.feed;
+    let live = Live::start(&state, db, req).await?;
+    Ok(live_response(feed, live.frames()))
+}
 
-    // Subscribe first, then read: a commit between the two still wakes the feed.
-    let watch = db.watch().await?;
-    let first = db.changes(&opts).await?;
-    let live = Live {
-        db,
-        opts,
-        watch,
-        heartbeat,
-        // With a heartbeat asked for, the feed runs until the client leaves (CouchDB's rule).
-        deadline: asked_heartbeat.is_none().then(|| {
-            state
-                .kv
-                .clock()
-                .now_millis()
-                .saturating_add(timeout.as_millis() as u64)
-        }),
-        clock: state.kv.clock().clone(),
-        runtime: state.runtime.clone(),
-        first: Some(first),
-        remaining_limit: p.number("limit")?.map(|l| l as usize),
-        done: false,
-        longpoll: feed == Feed::Longpoll,
-        answered: false,
-    };
-    let frames = live.frames();
+/// A live feed's frames as the response its feed type has.
+fn live_response(feed: Feed, frames: impl Stream<Item = Frame> + Send + 'static) -> Response {
     let (content_type, body) = match feed {
         Feed::Longpoll => ("application/json", render_longpoll(frames).boxed()),
         Feed::Continuous => ("application/json", render_continuous(frames).boxed()),
@@ -198,7 +206,7 @@ async fn changes(
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok(resp)
+    resp
 }
 
 /// What a live feed emits.
@@ -227,6 +235,30 @@ struct Live {
 }
 
 impl Live {
+    /// Subscribes first, then reads: a commit between the two still wakes the feed.
+    async fn start(state: &AppState, db: Db, req: ChangesRequest) -> Result<Self, CouchError> {
+        let watch = db.watch().await?;
+        let first = db.changes(&req.opts).await?;
+        let clock = state.kv.clock().clone();
+        let now = clock.now_millis();
+        Ok(Live {
+            remaining_limit: req.opts.limit,
+            db,
+            opts: req.opts,
+            watch,
+            heartbeat: req.heartbeat,
+            deadline: req
+                .timeout
+                .map(|t| now.saturating_add(u64::try_from(t.as_millis()).unwrap_or(u64::MAX))),
+            clock,
+            runtime: state.runtime.clone(),
+            first: Some(first),
+            done: false,
+            longpoll: req.feed == Feed::Longpoll,
+            answered: false,
+        })
+    }
+
     fn frames(self) -> impl Stream<Item = Frame> + Send {
         futures::stream::unfold(self, |mut live| async move {
             if live.done {

@@ -39,33 +39,7 @@ async fn login(
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, CouchError> {
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-    let (name, password) = if form {
-        let mut name = None;
-        let mut password = None;
-        for (k, v) in form_urlencoded::parse(&body) {
-            match k.as_ref() {
-                "name" | "username" => name = Some(v.into_owned()),
-                "password" => password = Some(v.into_owned()),
-                _ => {}
-            }
-        }
-        (name, password)
-    } else {
-        let v: Value = serde_json::from_slice(&body)
-            .map_err(|_| CouchError::bad_request("invalid UTF-8 JSON"))?;
-        let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-        (
-            field("name").or_else(|| field("username")),
-            field("password"),
-        )
-    };
-    let (Some(name), Some(password)) = (name, password) else {
-        return Err(CouchError::bad_request("name and password are required"));
-    };
+    let (name, password) = login_form(&headers, &body)?;
     let Some(user) = state.auth.check_password(&name, &password, peer).await? else {
         return Err(CouchError::unauthorized("Name or password is incorrect."));
     };
@@ -77,6 +51,38 @@ async fn login(
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(resp)
+}
+
+/// The name and password of a login: a form (`name` or `username`, `password`) or JSON.
+fn login_form(headers: &HeaderMap, body: &[u8]) -> Result<(String, String), CouchError> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    let (name, password) = if form {
+        let mut name = None;
+        let mut password = None;
+        for (k, v) in form_urlencoded::parse(body) {
+            match k.as_ref() {
+                "name" | "username" => name = Some(v.into_owned()),
+                "password" => password = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        (name, password)
+    } else {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|_| CouchError::bad_request("invalid UTF-8 JSON"))?;
+        let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        (
+            field("name").or_else(|| field("username")),
+            field("password"),
+        )
+    };
+    match (name, password) {
+        (Some(name), Some(password)) => Ok((name, password)),
+        _ => Err(CouchError::bad_request("name and password are required")),
+    }
 }
 
 async fn logout() -> Response {

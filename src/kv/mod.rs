@@ -9,6 +9,7 @@
 pub mod cursor;
 mod error;
 pub mod limits;
+mod wire;
 
 use couchkv_adapters::StoreExt;
 use std::ops::Bound;

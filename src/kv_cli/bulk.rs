@@ -1,13 +1,10 @@
 //! `couchkv kv bulk put|delete`: wrangler's JSON files, 10,000 keys at a time, with progress.
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
-use bytes::Bytes;
 use serde_json::Value;
 
 use super::{fail, kv_err};
 use crate::cli::BulkCommand;
-use crate::kv::{BulkPutItem, Kv, PutOptions};
+use crate::kv::{BulkPutItem, Kv};
 use crate::server::ServerError;
 
 /// Items per bulk request: Workers KV's limit.
@@ -24,7 +21,10 @@ pub(super) async fn run(kv: &Kv, command: BulkCommand) -> Result<(), ServerError
             let total = items.len();
             let mut done = 0;
             for chunk in items.chunks(BULK) {
-                let batch = chunk.iter().map(put_item).collect::<Result<Vec<_>, _>>()?;
+                let batch = chunk
+                    .iter()
+                    .map(|item| BulkPutItem::from_json(item).map_err(fail))
+                    .collect::<Result<Vec<_>, _>>()?;
                 ns.bulk_put(batch).await.map_err(kv_err)?;
                 done += chunk.len();
                 progress("bulk put", done, total);
@@ -49,31 +49,6 @@ pub(super) async fn run(kv: &Kv, command: BulkCommand) -> Result<(), ServerError
         }
     }
     Ok(())
-}
-
-/// One item of wrangler's bulk file: `{key, value, base64?, expiration?, expiration_ttl?,
-/// metadata?}`.
-fn put_item(item: &Value) -> Result<BulkPutItem, ServerError> {
-    let raw = item["value"]
-        .as_str()
-        .ok_or_else(|| fail("value must be a string"))?;
-    let value = if item["base64"] == true {
-        Bytes::from(B64.decode(raw).map_err(|_| fail("value is not base64"))?)
-    } else {
-        Bytes::from(raw.to_owned())
-    };
-    Ok(BulkPutItem {
-        key: item["key"]
-            .as_str()
-            .ok_or_else(|| fail("key must be a string"))?
-            .to_owned(),
-        value,
-        options: PutOptions {
-            expiration: item["expiration"].as_i64(),
-            expiration_ttl: item["expiration_ttl"].as_i64(),
-            metadata: (!item["metadata"].is_null()).then(|| item["metadata"].to_string()),
-        },
-    })
 }
 
 fn read_json(path: &std::path::Path) -> Result<Value, ServerError> {

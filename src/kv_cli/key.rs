@@ -3,11 +3,11 @@
 use std::io::Write as _;
 
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{fail, kv_err};
 use crate::cli::KeyCommand;
-use crate::kv::{GetOptions, Kv, ListOptions, PutOptions};
+use crate::kv::{GetOptions, KeyInfo, Kv, ListOptions, PutOptions};
 use crate::server::ServerError;
 
 pub(super) async fn run(kv: &Kv, command: KeyCommand) -> Result<(), ServerError> {
@@ -75,16 +75,7 @@ async fn list_all(
     };
     loop {
         let page = ns.list(&opts).await.map_err(kv_err)?;
-        keys.extend(page.keys.into_iter().map(|k| {
-            let mut v = json!({"name": k.name});
-            if let Some(e) = k.expiration {
-                v["expiration"] = json!(e);
-            }
-            if let Some(m) = k.metadata {
-                v["metadata"] = serde_json::from_str(&m).unwrap_or(Value::Null);
-            }
-            v
-        }));
+        keys.extend(page.keys.iter().map(KeyInfo::to_json));
         match page.cursor {
             Some(c) => opts.cursor = Some(c),
             None => return Ok(keys),

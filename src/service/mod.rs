@@ -4,15 +4,18 @@
 //!
 //! Here so far: every document write (design documents need a database admin; `_users`
 //! documents are checked, hashed, and make or release their per-user database; a database past
-//! its old-revision threshold asks to be compacted) and who may read a `_users` document.
+//! its old-revision threshold asks to be compacted), attachment writes under the same rights,
+//! and who may read a `_users` document.
 
 pub mod access;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde_json::Value;
 
 use crate::auth::{deny, Auth, UserCtx, USERS_DB, USER_PREFIX};
+use crate::couch::revs::Rev;
 use crate::couch::{Couch, Db, Result, WriteResult};
 
 /// The rules, with what they need.
@@ -76,6 +79,24 @@ impl CouchService {
         let compact =
             (self.compact_after > 0 && db.garbage().await >= self.compact_after).then_some(db);
         Ok(Written { results, compact })
+    }
+
+    /// Adds, replaces (`data`: content type and bytes) or removes an attachment: a write to its
+    /// document, under the same rights (a design document's needs a database admin).
+    pub async fn write_attachment(
+        &self,
+        user: &UserCtx,
+        name: &str,
+        id: &str,
+        att: &str,
+        rev: Option<Rev>,
+        data: Option<(String, Bytes)>,
+    ) -> Result<WriteResult> {
+        let db = self.couch.db(name).await?;
+        self.auth
+            .authorize_doc_writes(user, name, std::iter::once(id))
+            .await?;
+        db.update_attachment(id, att, rev, data).await
     }
 
     /// A `_users` document is for server admins and for the user it describes; every other

@@ -17,6 +17,11 @@ pub(super) async fn read_att(
         None => None,
     };
     let a = db.get_attachment(id, att, rev.as_ref()).await?;
+    Ok(attachment_response(a))
+}
+
+/// The attachment's bytes with its content type, digest as ETag and MD5.
+fn attachment_response(a: crate::couch::AttachmentData) -> Response {
     let mut resp = a.data.into_response();
     let h = resp.headers_mut();
     if let Ok(ct) = HeaderValue::from_str(&a.content_type) {
@@ -32,7 +37,7 @@ pub(super) async fn read_att(
     {
         h.insert("content-md5", md5);
     }
-    Ok(resp)
+    resp
 }
 
 pub(super) async fn write_att(
@@ -43,30 +48,33 @@ pub(super) async fn write_att(
     headers: &HeaderMap,
     data: Option<bytes::Bytes>,
 ) -> Result<Response> {
-    let (name, id, att) = (&d.db, &d.id, d.att()?);
-    let db = db(state, name).await?;
-    state
-        .auth
-        .authorize_doc_writes(&session.user, name, std::iter::once(id.as_str()))
-        .await?;
     let rev = rev_param(p, None, headers)?;
-    let content_type = headers
+    let content_type = content_type_of(headers);
+    let status = match data {
+        Some(_) => StatusCode::CREATED,
+        None => StatusCode::OK,
+    };
+    let r = state
+        .service
+        .write_attachment(
+            &session.user,
+            &d.db,
+            &d.id,
+            d.att()?,
+            rev,
+            data.map(|d| (content_type, d)),
+        )
+        .await?;
+    Ok(write_response(r, status))
+}
+
+/// The attachment's content type, as its writer sent it.
+fn content_type_of(headers: &HeaderMap) -> String {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream")
-        .to_owned();
-    let is_put = data.is_some();
-    let r = db
-        .update_attachment(id, att, rev, data.map(|d| (content_type, d)))
-        .await?;
-    Ok(write_response(
-        r,
-        if is_put {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
-    ))
+        .to_owned()
 }
 
 pub(super) async fn att_get(State(s): State<AppState>, d: DocPath, p: Params) -> Result<Response> {

@@ -9,6 +9,19 @@ pub(super) async fn bulk_docs(
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
     db(&state, &name).await?;
+    let (docs, new_edits) = bulk_docs_body(body)?;
+    // `_users` takes bulk writes from server admins only (the auth layer saw to that).
+    let results = write_docs(&state, &session, &name, docs, new_edits).await?;
+    let rows = results
+        .into_iter()
+        .filter_map(|r| bulk_docs_row(r, new_edits))
+        .collect();
+    Ok(created(Value::Array(rows)))
+}
+
+/// `{docs: [..], new_edits?}`: the documents, each checked in itself (as CouchDB, one that is
+/// wrong refuses the whole request), and `new_edits`.
+fn bulk_docs_body(body: Value) -> Result<(Vec<Value>, bool)> {
     let missing = || CouchError::bad_request("POST body must include `docs` parameter.");
     let Value::Object(mut body) = body else {
         return Err(missing());
@@ -26,24 +39,21 @@ pub(super) async fn bulk_docs(
             ))
         }
     };
-    // As CouchDB: one document that is wrong in itself refuses the whole request.
     for doc in &docs {
         crate::couch::validate_document(doc, new_edits)?;
     }
-    // `_users` takes bulk writes from server admins only (the auth layer saw to that).
-    let results = write_docs(&state, &session, &name, docs, new_edits).await?;
-    let rows: Vec<Value> = results
-        .into_iter()
-        .filter_map(|r| match r {
-            // With new_edits=false CouchDB reports only failures.
-            WriteResult::Ok { .. } if !new_edits => None,
-            WriteResult::Ok { id, rev } => Some(json!({"ok": true, "id": id, "rev": rev})),
-            WriteResult::Err { id, error } => {
-                Some(json!({"id": id, "error": error.error, "reason": error.reason}))
-            }
-        })
-        .collect();
-    Ok(created(Value::Array(rows)))
+    Ok((docs, new_edits))
+}
+
+/// One row of `_bulk_docs`' answer; with new_edits=false CouchDB reports only failures.
+fn bulk_docs_row(result: WriteResult, new_edits: bool) -> Option<Value> {
+    match result {
+        WriteResult::Ok { .. } if !new_edits => None,
+        WriteResult::Ok { id, rev } => Some(json!({"ok": true, "id": id, "rev": rev})),
+        WriteResult::Err { id, error } => {
+            Some(json!({"id": id, "error": error.error, "reason": error.reason}))
+        }
+    }
 }
 
 pub(super) async fn bulk_get(
@@ -53,6 +63,17 @@ pub(super) async fn bulk_get(
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
     let db = db(&state, &name).await?;
+    let items = bulk_get_items(&body)?;
+    drop(body);
+    let mut opts = doc_options(&p)?;
+    opts.rev = None;
+    let st = (db, Arc::new(items), Arc::new(opts), 0);
+    let first = bulk_get_page(st).await?;
+    Ok(json_pages("{\"results\":[".into(), first, bulk_get_page))
+}
+
+/// `{docs: [{id, rev?, atts_since?}]}` as what to read.
+fn bulk_get_items(body: &Value) -> Result<Vec<BulkGetItem>> {
     let docs = body
         .get("docs")
         .and_then(Value::as_array)
@@ -80,12 +101,7 @@ pub(super) async fn bulk_get(
             atts_since,
         });
     }
-    drop(body);
-    let mut opts = doc_options(&p)?;
-    opts.rev = None;
-    let st = (db, Arc::new(items), Arc::new(opts), 0);
-    let first = bulk_get_page(st).await?;
-    Ok(json_pages("{\"results\":[".into(), first, bulk_get_page))
+    Ok(items)
 }
 
 /// Documents of a `_bulk_get` read and sent per page.

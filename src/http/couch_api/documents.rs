@@ -13,14 +13,7 @@ pub(super) async fn read_doc(
     let db = db(state, name).await?;
     let opts = doc_options(p)?;
     if let Some(which) = p.get("open_revs") {
-        let which = if which == "all" {
-            OpenRevs::All
-        } else {
-            let v: Value = serde_json::from_str(which).map_err(|_| {
-                CouchError::bad_request("open_revs must be \"all\" or a JSON array")
-            })?;
-            OpenRevs::Some(revs_list(&v, "open_revs", ListKind::OpenRevs)?)
-        };
+        let which = open_revs(which)?;
         return Ok(Json(Value::Array(db.open_revs(id, &which, &opts).await?)).into_response());
     }
     let doc = db.get(id, &opts).await?;
@@ -30,6 +23,20 @@ pub(super) async fn read_doc(
         resp.headers_mut().insert(header::ETAG, etag);
     }
     Ok(resp)
+}
+
+/// `open_revs=all` or a JSON array of revisions.
+fn open_revs(which: &str) -> Result<OpenRevs> {
+    if which == "all" {
+        return Ok(OpenRevs::All);
+    }
+    let v: Value = serde_json::from_str(which)
+        .map_err(|_| CouchError::bad_request("open_revs must be \"all\" or a JSON array"))?;
+    Ok(OpenRevs::Some(revs_list(
+        &v,
+        "open_revs",
+        ListKind::OpenRevs,
+    )?))
 }
 
 pub(super) async fn write_doc(
@@ -43,7 +50,16 @@ pub(super) async fn write_doc(
 ) -> Result<Response> {
     // An unknown database is reported before anything about the body.
     db(state, name).await?;
-    let Value::Object(map) = &mut doc else {
+    put_target(&mut doc, &id, p, headers)?;
+    let new_edits = p.get("new_edits") != Some("false");
+    let r = single(write_docs(state, session, name, vec![doc], new_edits).await?)?;
+    Ok(write_response(r, StatusCode::CREATED))
+}
+
+/// A PUT's document with its `_id` from the URL (a different one in the body is refused) and
+/// its `_rev` from `?rev=` or `If-Match` when the body has none.
+fn put_target(doc: &mut Value, id: &str, p: &Params, headers: &HeaderMap) -> Result<()> {
+    let Value::Object(map) = doc else {
         return Err(CouchError::bad_request("Document must be a JSON object"));
     };
     if let Some(body_id) = map.get("_id").and_then(Value::as_str) {
@@ -53,15 +69,13 @@ pub(super) async fn write_doc(
             ));
         }
     }
-    map.insert("_id".into(), Value::String(id.clone()));
+    map.insert("_id".into(), Value::String(id.to_owned()));
     if !map.contains_key("_rev") {
         if let Some(rev) = rev_param(p, None, headers)? {
             map.insert("_rev".into(), Value::String(rev.to_string()));
         }
     }
-    let new_edits = p.get("new_edits") != Some("false");
-    let r = single(write_docs(state, session, name, vec![doc], new_edits).await?)?;
-    Ok(write_response(r, StatusCode::CREATED))
+    Ok(())
 }
 
 pub(super) async fn delete_doc(

@@ -15,43 +15,14 @@ pub(super) async fn bulk_put(
     let Value::Array(items) = json_body(&body)? else {
         return Err(ApiError::bad("The request body must be an array"));
     };
-    let mut out = Vec::with_capacity(items.len());
-    for (index, item) in items.into_iter().enumerate() {
-        let bad = |m: &str| ApiError::bad(format!("Invalid item at index {index}: {m}"));
-        let key = item["key"]
-            .as_str()
-            .ok_or_else(|| bad("key must be a string"))?
-            .to_owned();
-        let raw = item["value"]
-            .as_str()
-            .ok_or_else(|| bad("value must be a string"))?;
-        let value = if item["base64"].as_bool() == Some(true) {
-            Bytes::from(B64.decode(raw).map_err(|_| bad("value is not base64"))?)
-        } else {
-            Bytes::from(raw.to_owned())
-        };
-        let int = |k: &str| -> Result<Option<i64>> {
-            match &item[k] {
-                Value::Null => Ok(None),
-                v => v
-                    .as_i64()
-                    .map(Some)
-                    .ok_or_else(|| bad(&format!("{k} must be an integer"))),
-            }
-        };
-        out.push(BulkPutItem {
-            key,
-            value,
-            options: PutOptions {
-                expiration: int("expiration")?,
-                expiration_ttl: int("expiration_ttl")?,
-                metadata: match &item["metadata"] {
-                    Value::Null => None,
-                    m => Some(m.to_string()),
-                },
-            },
-        });
-    }
+    let out = items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            BulkPutItem::from_json(item)
+                .map_err(|m| ApiError::bad(format!("Invalid item at index {index}: {m}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let n = s.kv.namespace(&ns).bulk_put(out).await?;
     Ok(bulk_result(n))
 }
@@ -82,33 +53,13 @@ pub(super) async fn bulk_get(
         Some(t) => BulkGetType::parse(t)?,
     };
     let with_metadata = req["withMetadata"].as_bool().unwrap_or(false);
-    let got =
-        s.kv.namespace(&ns)
-            .bulk_get(
-                &keys,
-                kind,
-                &GetOptions {
-                    cache_ttl: req["cacheTtl"].as_i64(),
-                },
-            )
-            .await?;
-    let mut values = serde_json::Map::new();
-    for (k, v) in got {
-        let v = match v {
-            None => Value::Null,
-            Some(v) if with_metadata => {
-                let mut out = json!({
-                    "value": v.value,
-                    "metadata": v.metadata.as_deref().map(serde_json::from_str::<Value>).transpose().ok().flatten(),
-                });
-                if let Some(e) = v.expiration {
-                    out["expiration"] = json!(e);
-                }
-                out
-            }
-            Some(v) => v.value,
-        };
-        values.insert(k, v);
-    }
+    let opts = GetOptions {
+        cache_ttl: req["cacheTtl"].as_i64(),
+    };
+    let got = s.kv.namespace(&ns).bulk_get(&keys, kind, &opts).await?;
+    let values: serde_json::Map<String, Value> = got
+        .into_iter()
+        .map(|(k, v)| (k, v.map_or(Value::Null, |v| v.to_json(with_metadata))))
+        .collect();
     Ok(ok(json!({"values": values})))
 }

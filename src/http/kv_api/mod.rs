@@ -7,8 +7,6 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use bytes::Bytes;
 use serde_json::{json, Value};
 

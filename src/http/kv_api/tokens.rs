@@ -1,13 +1,20 @@
 //! `/_couchkv/tokens`: API tokens made, listed and revoked by server admins.
 
 use super::*;
+use crate::auth::tokens::{self, NewToken};
+use crate::auth::SYSTEM_NAMESPACE;
+
+/// A failure of the server's own storage: 500 in Cloudflare's envelope.
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(500, 10001, e.to_string())
+}
 
 /// `GET /_couchkv/tokens` (server admins): every token's id, name, scope, creation and
 /// expiry; never a secret.
 pub(super) async fn list_tokens(State(s): State<AppState>) -> Result<Response> {
-    let tokens = crate::auth::tokens::list(s.kv.store().as_ref(), crate::auth::SYSTEM_NAMESPACE)
+    let tokens = tokens::list(s.kv.store().as_ref(), SYSTEM_NAMESPACE)
         .await
-        .map_err(|e| ApiError::new(500, 10001, e.to_string()))?;
+        .map_err(internal)?;
     Ok(ok(Value::Array(
         tokens.iter().map(|t| t.to_json()).collect(),
     )))
@@ -18,10 +25,9 @@ pub(super) async fn revoke_token(
     State(s): State<AppState>,
     KvPath(id): KvPath<String>,
 ) -> Result<Response> {
-    let found =
-        crate::auth::tokens::revoke(s.kv.store().as_ref(), crate::auth::SYSTEM_NAMESPACE, &id)
-            .await
-            .map_err(|e| ApiError::new(500, 10001, e.to_string()))?;
+    let found = tokens::revoke(s.kv.store().as_ref(), SYSTEM_NAMESPACE, &id)
+        .await
+        .map_err(internal)?;
     if !found {
         return Err(ApiError::new(404, 10000, "token not found"));
     }
@@ -34,47 +40,10 @@ pub(super) async fn create_token(
     State(s): State<AppState>,
     KvBody(body): KvBody,
 ) -> Result<Response> {
-    let req = json_body(&body)?;
-    let name = req["name"]
-        .as_str()
-        .ok_or_else(|| ApiError::bad("name is required"))?;
-    let namespaces: Vec<String> = match &req["namespaces"] {
-        Value::Null => Vec::new(),
-        v => serde_json::from_value(v.clone())
-            .map_err(|_| ApiError::bad("namespaces must be an array of ids"))?,
-    };
-    let write = match (req.get("write"), req.get("read")) {
-        (Some(Value::Bool(w)), _) => *w,
-        (None, Some(Value::Bool(true))) => false,
-        _ => {
-            return Err(ApiError::bad(
-                "give the token a scope: \"write\": true, or \"read\": true",
-            ))
-        }
-    };
     let now = s.auth.now();
-    let expires = match req.get("expires_in") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .filter(|n| *n > 0)
-                .and_then(|n| now.checked_add(n))
-                .ok_or_else(|| ApiError::bad("expires_in must be a positive number of seconds"))?,
-        ),
-    };
-    let new = crate::auth::tokens::NewToken {
-        name: name.to_owned(),
-        namespaces,
-        write,
-        expires,
-    };
-    let token = crate::auth::tokens::create(
-        s.kv.store().as_ref(),
-        crate::auth::SYSTEM_NAMESPACE,
-        &new,
-        now,
-    )
-    .await
-    .map_err(|e| ApiError::new(500, 10001, e.to_string()))?;
+    let new = NewToken::from_json(&json_body(&body)?, now).map_err(ApiError::bad)?;
+    let token = tokens::create(s.kv.store().as_ref(), SYSTEM_NAMESPACE, &new, now)
+        .await
+        .map_err(internal)?;
     Ok(ok(json!({"token": token})))
 }

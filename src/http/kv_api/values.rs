@@ -1,6 +1,7 @@
 //! Keys and values: list with cursors, read (raw or with metadata), write, delete.
 
 use super::*;
+use crate::kv::KeyInfo;
 
 pub(super) async fn list_keys(
     State(s): State<AppState>,
@@ -14,20 +15,7 @@ pub(super) async fn list_keys(
         cursor: p.get("cursor").filter(|c| !c.is_empty()).map(str::to_owned),
     };
     let page = s.kv.namespace(&ns).list(&opts).await?;
-    let keys: Vec<Value> = page
-        .keys
-        .iter()
-        .map(|k| {
-            let mut v = json!({"name": k.name});
-            if let Some(e) = k.expiration {
-                v["expiration"] = json!(e);
-            }
-            if let Some(m) = &k.metadata {
-                v["metadata"] = serde_json::from_str(m).unwrap_or(Value::Null);
-            }
-            v
-        })
-        .collect();
+    let keys: Vec<Value> = page.keys.iter().map(KeyInfo::to_json).collect();
     // A finished listing has the cursor "" over REST.
     let info = json!({"count": keys.len(), "cursor": page.cursor.unwrap_or_default()});
     Ok(ok_with_info(Value::Array(keys), info))
