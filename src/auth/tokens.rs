@@ -7,7 +7,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use couchkv_adapters::StoreExt;
-use couchkv_adapters::{ListOptions, Store, StoreError};
+use couchkv_adapters::{DynStore, ListOptions, Store, StoreError};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -93,6 +93,39 @@ impl NewToken {
             write,
             expires,
         })
+    }
+}
+
+/// The API tokens of one store, kept in its system namespace: what the HTTP layer holds instead
+/// of the store. Clones share the store.
+#[derive(Clone)]
+pub struct ApiTokens {
+    store: DynStore,
+    system_ns: String,
+}
+
+impl ApiTokens {
+    pub fn new(store: DynStore, system_ns: impl Into<String>) -> Self {
+        Self {
+            store,
+            system_ns: system_ns.into(),
+        }
+    }
+    /// [`create`] on this store.
+    pub async fn create(&self, new: &NewToken, now: u64) -> Result<String, StoreError> {
+        create(self.store.as_ref(), &self.system_ns, new, now).await
+    }
+    /// [`verify`] on this store.
+    pub async fn verify(&self, token: &str, now: u64) -> Result<Option<TokenScope>, StoreError> {
+        verify(self.store.as_ref(), &self.system_ns, token, now).await
+    }
+    /// [`list`] on this store.
+    pub async fn list(&self) -> Result<Vec<TokenScope>, StoreError> {
+        list(self.store.as_ref(), &self.system_ns).await
+    }
+    /// [`revoke`] on this store.
+    pub async fn revoke(&self, id: &str) -> Result<bool, StoreError> {
+        revoke(self.store.as_ref(), &self.system_ns, id).await
     }
 }
 

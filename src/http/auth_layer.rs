@@ -86,15 +86,9 @@ async fn kv_token_allows(
     path: &str,
 ) -> Result<(), super::kv_api::ApiError> {
     use super::kv_api::ApiError;
-    let scope = crate::auth::tokens::verify(
-        state.kv.store().as_ref(),
-        crate::auth::SYSTEM_NAMESPACE,
-        token,
-        state.auth.now(),
-    )
-    .await
-    .map_err(|e| ApiError::new(500, 10001, e.to_string()))?
-    .ok_or_else(|| ApiError::new(401, 10000, "Authentication error"))?;
+    let scope = (state.tokens.verify(token, state.auth.now()).await)
+        .map_err(|e| ApiError::new(500, 10001, e.to_string()))?
+        .ok_or_else(|| ApiError::new(401, 10000, "Authentication error"))?;
     let after = path.split("/namespaces").nth(1).unwrap_or_default();
     let ns = after
         .split('/')

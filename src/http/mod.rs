@@ -32,6 +32,8 @@ pub struct AppState {
     pub uuid: Arc<str>,
     /// The API's rules (see [`crate::service`]).
     pub service: Arc<crate::service::CouchService>,
+    /// The KV API's tokens.
+    pub tokens: crate::auth::tokens::ApiTokens,
     /// The host's timers and tasks.
     pub runtime: Arc<dyn crate::runtime::Runtime>,
 }

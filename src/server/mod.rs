@@ -239,6 +239,7 @@ pub async fn run(
         service,
         auth,
         uuid: uuid.into(),
+        tokens: crate::auth::tokens::ApiTokens::new(store.clone(), SYSTEM_NAMESPACE),
         runtime,
     };
     tracing::info!(addr = %listener.local_addr()?, "couchkv listening");

@@ -1,8 +1,7 @@
 //! `/_couchkv/tokens`: API tokens made, listed and revoked by server admins.
 
 use super::*;
-use crate::auth::tokens::{self, NewToken};
-use crate::auth::SYSTEM_NAMESPACE;
+use crate::auth::tokens::NewToken;
 
 /// A failure of the server's own storage: 500 in Cloudflare's envelope.
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -12,9 +11,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 /// `GET /_couchkv/tokens` (server admins): every token's id, name, scope, creation and
 /// expiry; never a secret.
 pub(super) async fn list_tokens(State(s): State<AppState>) -> Result<Response> {
-    let tokens = tokens::list(s.kv.store().as_ref(), SYSTEM_NAMESPACE)
-        .await
-        .map_err(internal)?;
+    let tokens = s.tokens.list().await.map_err(internal)?;
     Ok(ok(Value::Array(
         tokens.iter().map(|t| t.to_json()).collect(),
     )))
@@ -25,9 +22,7 @@ pub(super) async fn revoke_token(
     State(s): State<AppState>,
     KvPath(id): KvPath<String>,
 ) -> Result<Response> {
-    let found = tokens::revoke(s.kv.store().as_ref(), SYSTEM_NAMESPACE, &id)
-        .await
-        .map_err(internal)?;
+    let found = s.tokens.revoke(&id).await.map_err(internal)?;
     if !found {
         return Err(ApiError::new(404, 10000, "token not found"));
     }
@@ -42,8 +37,6 @@ pub(super) async fn create_token(
 ) -> Result<Response> {
     let now = s.auth.now();
     let new = NewToken::from_json(&json_body(&body)?, now).map_err(ApiError::bad)?;
-    let token = tokens::create(s.kv.store().as_ref(), SYSTEM_NAMESPACE, &new, now)
-        .await
-        .map_err(internal)?;
+    let token = s.tokens.create(&new, now).await.map_err(internal)?;
     Ok(ok(json!({"token": token})))
 }
