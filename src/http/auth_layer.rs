@@ -12,7 +12,7 @@ use base64::Engine;
 
 use std::collections::HashMap;
 
-use super::error::CouchPath;
+use super::extract::CouchPath;
 use super::AppState;
 use super::Peer;
 use crate::auth::{Credentials, Session};

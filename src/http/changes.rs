@@ -16,7 +16,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use serde_json::{json, Value};
 
 use super::couch_api::doc_ids_filter;
-use super::error::{CouchPath, JsonBody, Params};
+use super::extract::{CouchPath, JsonBody, Params};
 use super::stream::{json_pages, Step};
 use super::AppState;
 use crate::couch::{ChangesOptions, CouchError, Db};

@@ -5,6 +5,7 @@ mod auth_layer;
 mod changes;
 mod couch_api;
 pub mod error;
+pub mod extract;
 mod kv_api;
 mod session_api;
 mod stream;

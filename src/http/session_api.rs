@@ -8,7 +8,7 @@ use axum::{Extension, Json, Router};
 use serde_json::{json, Value};
 
 use super::auth_layer::session_cookie;
-use super::error::RawBody;
+use super::extract::RawBody;
 use super::AppState;
 use super::Peer;
 use crate::auth::Session;

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
 
-use super::error::{CouchPath, JsonBody, Params, RawBody};
+use super::extract::{CouchPath, JsonBody, Params, RawBody};
 use super::stream::{json_pages, Step};
 use super::AppState;
 use crate::auth::Session;

@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::error::{Params, RawBody};
+use super::extract::{Params, RawBody};
 use super::AppState;
 use crate::kv::{BulkGetType, BulkPutItem, GetOptions, KvError, ListOptions, PutOptions};
 
@@ -135,14 +135,14 @@ fn namespace_json(id: &str, title: &str) -> Value {
 }
 
 fn json_body(body: &[u8]) -> Result<Value> {
-    super::error::parse_bounded(body)
+    super::extract::parse_bounded(body)
         .ok_or_else(|| {
             ApiError::new(
                 413,
                 10000,
                 format!(
                     "the JSON body has more than {} structural tokens",
-                    super::error::MAX_JSON_NODES
+                    super::extract::MAX_JSON_NODES
                 ),
             )
         })?
