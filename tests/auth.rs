@@ -681,3 +681,33 @@ async fn failed_logins_slow_down_and_no_secret_leaks() {
         assert!(longest < 64, "a 64-hex-digit run (a derived key?) appeared");
     }
 }
+
+/// A user's database follows the user: deleted behind the user's back (by an admin, or lost to a
+/// failure after the user's commit), the next write of the user's document makes it again,
+/// with the user as its admin and member.
+#[tokio::test]
+async fn a_missing_user_database_is_made_again() {
+    let (s, _dir) = start(&[]);
+    assert_eq!(signup(&s, "carol", "c4rol-pw").await, StatusCode::CREATED);
+    let db = "/userdb-6361726f6c";
+    let (st, _) = s.admin(Method::DELETE, db, None).await;
+    assert_eq!(st, StatusCode::OK);
+    let carol = basic("carol", "c4rol-pw");
+    assert_eq!(
+        s.admin(Method::GET, db, None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let st = s
+        .edit_own_user("carol", "c4rol-pw", |doc| {
+            doc["nickname"] = json!("c");
+        })
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, _, _) = s.call(Some(&carol), Method::GET, db, None).await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, sec, _) = s
+        .call(Some(&carol), Method::GET, &format!("{db}/_security"), None)
+        .await;
+    assert_eq!(sec["admins"]["names"], json!(["carol"]));
+    assert_eq!(sec["members"]["names"], json!(["carol"]));
+}

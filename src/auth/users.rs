@@ -115,8 +115,8 @@ impl Auth {
         Ok(doc)
     }
 
-    /// After a user document was written: make its database on creation, or on deletion delete
-    /// it (or take the user out of it).
+    /// After a user document was written: make its database on creation (or when it is
+    /// missing), or on deletion delete it (or take the user out of it). Idempotent.
     pub async fn after_user_write(&self, id: &str, created: bool, deleted: bool) -> Result<()> {
         let Some(name) = id.strip_prefix(USER_PREFIX) else {
             return Ok(());
@@ -137,7 +137,15 @@ impl Auth {
             }
             return Ok(());
         }
-        if created {
+        // Made with the user; and remade by any later write of the user's document if it is
+        // missing (a failure after the user's commit, or an admin who deleted it), so the two
+        // cannot stay out of step.
+        let missing = match self.couch.db(&db_name).await {
+            Ok(_) => false,
+            Err(e) if e.is(ErrorKind::NotFound) => true,
+            Err(e) => return Err(e),
+        };
+        if created || missing {
             match self.couch.create_db(&db_name).await {
                 Ok(())
                 | Err(CouchError {
