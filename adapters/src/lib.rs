@@ -245,9 +245,11 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// An empty batch.
     pub fn new() -> Self {
         Self::default()
     }
+    /// Adds a put of `value` under `key` (no metadata, no expiration).
     pub fn put(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
         self.ops.push(Op::Put {
             key: key.into(),
@@ -257,10 +259,12 @@ impl Batch {
         });
         self
     }
+    /// Adds a delete of `key`.
     pub fn delete(mut self, key: impl Into<String>) -> Self {
         self.ops.push(Op::Delete { key: key.into() });
         self
     }
+    /// Adds a precondition on `key`, checked before any write of the batch.
     pub fn expect(mut self, key: impl Into<String>, expect: Expect) -> Self {
         self.preconditions.push(Precondition {
             key: key.into(),
@@ -312,6 +316,7 @@ pub struct Capabilities {
     pub preconditions: bool,
     /// [`ListOptions::values`] is honoured; without it a store may refuse it (`NotSupported`).
     pub list_values: bool,
+    /// How [`Store::watch`] learns of changes (and so how late and how complete they are).
     pub watch: WatchKind,
     /// An acknowledged write survives a crash of the process.
     pub durable: bool,
