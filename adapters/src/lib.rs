@@ -27,6 +27,7 @@ pub mod memory;
 pub mod plain;
 pub mod prefix;
 pub mod range;
+pub mod sql;
 pub mod watch;
 
 #[cfg(feature = "redb")]
@@ -52,6 +53,7 @@ pub use postgres::{PostgresConfig, PostgresStore};
 pub use prefix::PrefixStore;
 #[cfg(feature = "redb")]
 pub use redb_store::RedbStore;
+pub use sql::{SqlExec, SqlStore, SqlValue};
 
 /// Everything a store operation can fail with. Backends map their own errors into it.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

@@ -11,12 +11,8 @@
 use crate::StoreExt;
 use std::future::Future;
 use std::ops::Bound;
-use std::pin::pin;
-use std::time::Duration;
 
 use bytes::Bytes;
-use futures::channel::oneshot;
-use futures::future::{select, Either};
 use futures::StreamExt;
 
 use crate::{Batch, EventKind, EventStream, Expect, ListOptions, Op, Store, StoreError};
@@ -80,16 +76,27 @@ fn opts(prefix: &str, limit: usize) -> ListOptions {
 }
 
 /// Resolves to `None` when `fut` takes longer than `ms` (a thread-backed timer, so the suite
-/// needs no particular executor).
+/// needs no particular executor). Inside a Worker there are no threads: there it waits for the
+/// future (a hang ends the request instead).
 pub async fn within<T>(ms: u64, fut: impl Future<Output = T>) -> Option<T> {
-    let (tx, rx) = oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(ms));
-        let _ = tx.send(());
-    });
-    match select(pin!(fut), rx).await {
-        Either::Left((v, _)) => Some(v),
-        Either::Right(_) => None,
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = ms;
+        Some(fut.await)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use futures::channel::oneshot;
+        use futures::future::{select, Either};
+        let (tx, rx) = oneshot::channel::<()>();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            let _ = tx.send(());
+        });
+        match select(std::pin::pin!(fut), rx).await {
+            Either::Left((v, _)) => Some(v),
+            Either::Right(_) => None,
+        }
     }
 }
 
