@@ -3,7 +3,9 @@
 //! is synchronous and the object is single-threaded. Edge-ready: no runtime, no I/O of its own.
 //!
 //! Keys are BLOBs (SQLite compares them with `memcmp`: byte order, as the contract wants); one
-//! table holds every namespace's records, one the namespaces, one the store's version. A batch
+//! table holds every namespace's records, one the namespaces, one the store's version. A value
+//! over [`PART_BYTES`] is kept in parts in a table of its own: a Durable Object's SQLite takes
+//! at most 2 MB a row, and Workers KV values go to 25 MiB. A batch
 //! runs inside [`SqlExec::transaction`], so it applies whole or not at all, preconditions
 //! included. Watchers are served in process ([`WatchHub`]): an object is the only writer of its
 //! storage, so it sees every change.
@@ -39,11 +41,17 @@ pub trait SqlExec: Send + Sync {
     fn transaction(&self, work: &mut dyn FnMut() -> Result<()>) -> Result<()>;
 }
 
-const SCHEMA: [&str; 3] = [
+/// The largest value kept in its record's row; larger ones go to `kv_parts` in parts this size.
+pub const PART_BYTES: usize = 1024 * 1024;
+
+const SCHEMA: [&str; 4] = [
     "CREATE TABLE IF NOT EXISTS kv_namespaces (id TEXT PRIMARY KEY, title TEXT NOT NULL UNIQUE)",
+    // `parts` 0: the value is in `value`; n > 0: it is in n rows of kv_parts.
     "CREATE TABLE IF NOT EXISTS kv_records (ns TEXT NOT NULL, key BLOB NOT NULL, \
      value BLOB NOT NULL, metadata TEXT, expiration INTEGER, version INTEGER NOT NULL, \
-     PRIMARY KEY (ns, key)) WITHOUT ROWID",
+     parts INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (ns, key)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS kv_parts (ns TEXT NOT NULL, key BLOB NOT NULL, \
+     part INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (ns, key, part)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS kv_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
 ];
 
@@ -145,6 +153,11 @@ impl<E: SqlExec> SqlStore<E> {
         self.hub.watchers(ns)
     }
 
+    /// The engine underneath (for tests and diagnostics).
+    pub fn executor(&self) -> &E {
+        &self.sql
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(StoreError::Closed)
@@ -197,6 +210,29 @@ impl<E: SqlExec> SqlStore<E> {
         })
     }
 
+    /// A record's value: the `value` column, or its parts when `parts` > 0.
+    fn value_of(&self, ns: &str, key: &[u8], value: &SqlValue, parts: &SqlValue) -> Result<Bytes> {
+        let parts = int(parts)?.unwrap_or(0);
+        if parts == 0 {
+            return Ok(Bytes::from(blob(value)?));
+        }
+        let rows = self.sql.exec(
+            "SELECT data FROM kv_parts WHERE ns = ? AND key = ? ORDER BY part",
+            &[SqlValue::Text(ns.to_owned()), SqlValue::Blob(key.to_vec())],
+        )?;
+        if rows.len() as u64 != parts {
+            return Err(StoreError::Corrupt(format!(
+                "a value has {} of its {parts} parts",
+                rows.len()
+            )));
+        }
+        let mut out = Vec::new();
+        for r in &rows {
+            out.extend_from_slice(&blob(&r[0])?);
+        }
+        Ok(Bytes::from(out))
+    }
+
     fn current_version(&self, ns: &str, key: &str) -> Result<Option<u64>> {
         let rows = self.sql.exec(
             "SELECT version FROM kv_records WHERE ns = ? AND key = ?",
@@ -215,6 +251,10 @@ impl<E: SqlExec> SqlStore<E> {
     fn apply(&self, ns: &str, op: &Op, version: i64) -> Result<bool> {
         let ns_v = SqlValue::Text(ns.to_owned());
         let key_v = SqlValue::Blob(op.key().as_bytes().to_vec());
+        self.sql.exec(
+            "DELETE FROM kv_parts WHERE ns = ? AND key = ?",
+            &[ns_v.clone(), key_v.clone()],
+        )?;
         match op {
             Op::Put {
                 value,
@@ -222,16 +262,34 @@ impl<E: SqlExec> SqlStore<E> {
                 expiration,
                 ..
             } => {
+                let (inline, parts) = if value.len() <= PART_BYTES {
+                    (value.to_vec(), 0)
+                } else {
+                    for (n, part) in value.chunks(PART_BYTES).enumerate() {
+                        self.sql.exec(
+                            "INSERT INTO kv_parts (ns, key, part, data) VALUES (?, ?, ?, ?)",
+                            &[
+                                ns_v.clone(),
+                                key_v.clone(),
+                                SqlValue::Integer(n as i64),
+                                SqlValue::Blob(part.to_vec()),
+                            ],
+                        )?;
+                    }
+                    (Vec::new(), value.len().div_ceil(PART_BYTES))
+                };
                 self.sql.exec(
                     "INSERT OR REPLACE INTO kv_records \
-                     (ns, key, value, metadata, expiration, version) VALUES (?, ?, ?, ?, ?, ?)",
+                     (ns, key, value, metadata, expiration, version, parts) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
                     &[
                         ns_v,
                         key_v,
-                        SqlValue::Blob(value.to_vec()),
+                        SqlValue::Blob(inline),
                         opt_text(metadata.clone()),
                         opt_int(*expiration)?,
                         SqlValue::Integer(version),
+                        SqlValue::Integer(parts as i64),
                     ],
                 )?;
                 Ok(true)
@@ -311,6 +369,7 @@ impl<E: SqlExec> Namespaces for SqlStore<E> {
         self.require(id)?;
         let ns = [SqlValue::Text(id.to_owned())];
         self.sql.transaction(&mut || {
+            self.sql.exec("DELETE FROM kv_parts WHERE ns = ?", &ns)?;
             self.sql.exec("DELETE FROM kv_records WHERE ns = ?", &ns)?;
             self.sql
                 .exec("DELETE FROM kv_namespaces WHERE id = ?", &ns)?;
@@ -333,7 +392,8 @@ impl<E: SqlExec> Store for SqlStore<E> {
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Record>> {
         self.require(ns)?;
         let rows = self.sql.exec(
-            "SELECT value, metadata, expiration, version FROM kv_records WHERE ns = ? AND key = ?",
+            "SELECT value, metadata, expiration, version, parts FROM kv_records \
+             WHERE ns = ? AND key = ?",
             &[
                 SqlValue::Text(ns.to_owned()),
                 SqlValue::Blob(key.as_bytes().to_vec()),
@@ -343,7 +403,7 @@ impl<E: SqlExec> Store for SqlStore<E> {
             .map(|r| {
                 let (metadata, expiration, version) = beside(&r[1..])?;
                 Ok(Record {
-                    value: Bytes::from(blob(&r[0])?),
+                    value: self.value_of(ns, key.as_bytes(), &r[0], &r[4])?,
                     metadata,
                     expiration,
                     version,
@@ -360,7 +420,7 @@ impl<E: SqlExec> Store for SqlStore<E> {
         let limit = opts.limit.max(1);
         let mut params = vec![SqlValue::Text(ns.to_owned())];
         let columns = if opts.values {
-            "key, metadata, expiration, version, value"
+            "key, metadata, expiration, version, value, parts"
         } else {
             "key, metadata, expiration, version"
         };
@@ -381,15 +441,17 @@ impl<E: SqlExec> Store for SqlStore<E> {
             .iter()
             .map(|r| {
                 let (metadata, expiration, version) = beside(&r[1..])?;
+                let key = blob(&r[0])?;
+                let value = match (r.get(4), r.get(5)) {
+                    (Some(v), Some(parts)) => Some(self.value_of(ns, &key, v, parts)?),
+                    _ => None,
+                };
                 Ok(ListEntry {
-                    key: utf8(blob(&r[0])?)?,
+                    key: utf8(key)?,
                     metadata,
                     expiration,
                     version,
-                    value: match r.get(4) {
-                        Some(v) => Some(Bytes::from(blob(v)?)),
-                        None => None,
-                    },
+                    value,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

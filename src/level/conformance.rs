@@ -9,12 +9,14 @@ use bytes::Bytes;
 
 use super::{BatchOp, ErrorCode, LevelDb, RangeOptions, Result, Status};
 
-/// Runs every case on `factory()`'s database and on a sublevel of a fresh one.
-pub async fn run_all<F, Fut>(factory: F)
+/// Runs every case on `factory()`'s database and on a sublevel of a fresh one; returns how many
+/// cases ran (each panics on a broken promise).
+pub async fn run_all<F, Fut>(factory: F) -> usize
 where
     F: Fn() -> Fut,
     Fut: Future<Output = LevelDb>,
 {
+    let mut ran = 0;
     for sub in [false, true] {
         macro_rules! case {
             ($name:ident) => {{
@@ -31,6 +33,7 @@ where
                     db
                 };
                 $name(&db).await;
+                ran += 1;
             }};
         }
         case!(put_get_del);
@@ -48,6 +51,7 @@ where
         case!(watch);
         case!(closed);
     }
+    ran
 }
 
 fn code<T: std::fmt::Debug>(r: Result<T>) -> ErrorCode {

@@ -25,19 +25,22 @@ pub use writes::*;
 
 const NS: &str = "0123456789abcdef0123456789abcdef";
 
-/// Runs every case, each on a fresh store from `factory`.
-pub async fn run_all<S, F, Fut>(factory: F)
+/// Runs every case, each on a fresh store from `factory`; returns how many ran (each panics on
+/// a broken promise).
+pub async fn run_all<S, F, Fut>(factory: F) -> usize
 where
     S: Store,
     F: Fn() -> Fut,
     Fut: Future<Output = S>,
 {
+    let mut ran = 0;
     macro_rules! case {
         ($name:ident) => {{
             eprintln!("conformance: {}", stringify!($name));
             let store = factory().await;
             $name(&store).await;
             let _ = store.close().await;
+            ran += 1;
         }};
     }
     case!(namespaces);
@@ -54,6 +57,7 @@ where
     case!(expiry);
     case!(large_items);
     case!(closed);
+    ran
 }
 
 async fn fresh<S: Store + ?Sized>(store: &S) {
