@@ -32,6 +32,9 @@ cargo check --target wasm32-unknown-unknown --no-default-features -p couchkv
 step "edge-ready API core (the router, service and auth): the same with --features api"
 cargo check --target wasm32-unknown-unknown --no-default-features --features api -p couchkv
 
+step "the edge host (edge/): cargo clippy --target wasm32-unknown-unknown -D warnings"
+cargo clippy --target wasm32-unknown-unknown -p couchkv-edge -- -D warnings
+
 step "a throwaway PostgreSQL for the postgres backend's tests (scripts/postgres.sh)"
 eval "$(scripts/postgres.sh)"
 trap 'eval "$COUCHKV_TEST_POSTGRES_STOP"' EXIT
@@ -45,4 +48,7 @@ cargo build --bin couchkv
 # `npm install`, not `npm ci`: this npm leaves other platforms' optional workerd packages out of
 # the lock it writes, and `npm ci` then refuses that lock. Versions still come from the lock.
 (cd tests/js && npm install --no-audit --no-fund --loglevel=error)
+
+step "the edge host's Worker (scripts/edge.sh: worker-build, tools installed once per machine)"
+scripts/edge.sh
 (cd tests/js && COUCHKV_BIN="$PWD/../../target/debug/couchkv" node --test --test-concurrency=1)
