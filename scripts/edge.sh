@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 WORKER_BUILD_VERSION=0.8.7
 WASM_BINDGEN_VERSION=0.2.130   # must equal the wasm-bindgen library edge/ pins
 
-have() { command -v "$1" >/dev/null 2>&1 && "$1" --version 2>/dev/null | grep -q " $2\$"; }
+have() { command -v "$1" >/dev/null 2>&1 && "$1" --version 2>/dev/null | grep -qE "(^| )$2\$"; }
 
 if ! have worker-build "$WORKER_BUILD_VERSION"; then
   echo "installing worker-build $WORKER_BUILD_VERSION (once per machine, about 5 minutes)"
