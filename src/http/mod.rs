@@ -8,9 +8,10 @@ pub mod error;
 pub mod extract;
 mod kv_api;
 mod session_api;
+pub mod state;
 mod stream;
 
-use std::sync::Arc;
+pub use state::{AppState, Host};
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderName, HeaderValue, Method};
@@ -19,25 +20,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::auth::Auth;
-use crate::couch::{Couch, CouchError, ErrorKind};
-use crate::kv::Kv;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub kv: Kv,
-    pub couch: Arc<Couch>,
-    pub auth: Arc<Auth>,
-    /// The server's identity, stable across restarts (replication checkpoints depend on it).
-    pub uuid: Arc<str>,
-    /// The API's rules (see [`crate::service`]).
-    pub service: Arc<crate::service::CouchService>,
-    /// The KV API's tokens.
-    pub tokens: crate::auth::tokens::ApiTokens,
-    /// The host's timers and tasks.
-    pub runtime: Arc<dyn crate::runtime::Runtime>,
-}
+use crate::couch::{CouchError, ErrorKind};
 
 /// The client's address as the host knows it (the TCP peer natively, `CF-Connecting-IP` in a
 /// Worker), put in the request's extensions by the host. Login throttling counts by it; a

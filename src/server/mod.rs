@@ -1,12 +1,10 @@
 //! The binary's runtime: opens the store, keeps the server's identity, runs the expiry sweeper,
 //! serves HTTP until SIGINT/SIGTERM, then closes the store so queued writes finish.
 
-use couchkv_adapters::StoreExt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use couchkv_adapters::{
     CloudflareConfig, CloudflareStore, DynStore, MemoryStore, PostgresConfig, PostgresStore,
     RedbStore, Store, StoreError,
@@ -17,18 +15,16 @@ mod accept;
 
 pub use accept::ConnLimits;
 
-use crate::auth::{Auth, AuthConfig, USERS_DB};
+use crate::auth::AuthConfig;
 use crate::cli::{ServeArgs, StoreSpec};
 use crate::clock::{Clock, IdSource};
-use crate::couch::Couch;
-use crate::http::{app, AppState, HttpConfig};
+use crate::http::{app, AppState, Host, HttpConfig};
 use crate::kv::Kv;
-use crate::level::{KvLevel, LevelDb};
-use crate::runtime::{Runtime, TokioRuntime};
+
+use crate::runtime::TokioRuntime;
 
 pub use crate::auth::SYSTEM_NAMESPACE;
-/// The namespace the CouchDB databases live in.
-pub const COUCH_NAMESPACE: &str = "_couchkv_couch";
+pub use crate::http::state::{open_couch, system_namespace, COUCH_NAMESPACE};
 
 /// What `run` needs beyond the listener and the store.
 #[derive(Debug, Clone)]
@@ -38,39 +34,6 @@ pub struct RunConfig {
     pub conn: ConnLimits,
     pub auth: AuthConfig,
 }
-
-const AUTH_SECRET_KEY: &str = "auth_secret";
-
-/// A value of couchkv's own, made once and kept in the system namespace: the stored one, or
-/// `made`, written only while still absent (a node sharing the store may have made it first:
-/// then theirs wins).
-async fn system_value(store: &dyn Store, key: &str, made: Bytes) -> Result<Bytes, StoreError> {
-    system_namespace(store, SYSTEM_NAMESPACE).await?;
-    if let Some(rec) = store.get(SYSTEM_NAMESPACE, key).await? {
-        return Ok(rec.value);
-    }
-    if store
-        .put_if_absent(SYSTEM_NAMESPACE, key, made.clone())
-        .await?
-    {
-        return Ok(made);
-    }
-    store
-        .get(SYSTEM_NAMESPACE, key)
-        .await?
-        .map(|r| r.value)
-        .ok_or_else(|| StoreError::Corrupt(format!("{key} vanished")))
-}
-
-/// The key that signs session cookies, made once and kept in the store so sessions survive a
-/// restart. Never logged.
-async fn auth_secret(store: &dyn Store) -> Result<[u8; 32], StoreError> {
-    let made = Bytes::copy_from_slice(&crate::auth::crypto::random_bytes::<32>());
-    let key = system_value(store, AUTH_SECRET_KEY, made).await?;
-    <[u8; 32]>::try_from(key.as_ref()).map_err(|_| StoreError::Corrupt("auth secret".into()))
-}
-
-const UUID_KEY: &str = "server_uuid";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -86,6 +49,8 @@ pub enum ServerError {
     Level(#[from] crate::level::LevelError),
     #[error("couch: {0}")]
     Couch(#[from] crate::couch::CouchError),
+    #[error("{0}")]
+    Setup(#[from] crate::http::state::SetupError),
 }
 
 /// The system clock, outside the core.
@@ -161,20 +126,6 @@ pub async fn open_store(args: &ServeArgs) -> Result<DynStore, ServerError> {
     })
 }
 
-/// The server's uuid, made once and kept in the store.
-pub async fn server_uuid(store: &dyn Store, ids: &dyn IdSource) -> Result<String, StoreError> {
-    let uuid = system_value(store, UUID_KEY, Bytes::from(ids.new_id())).await?;
-    String::from_utf8(uuid.to_vec()).map_err(|_| StoreError::Corrupt("server uuid".into()))
-}
-
-/// Opens (making it the first time) the namespace a system part of couchkv keeps its data in.
-async fn system_namespace(store: &dyn Store, id: &str) -> Result<(), StoreError> {
-    match store.create_namespace(id, id).await {
-        Ok(_) | Err(StoreError::NamespaceIdTaken(_)) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 /// Makes an API token on a store (the `couchkv token create` command).
 pub async fn create_token(
     store: &dyn Store,
@@ -185,16 +136,6 @@ pub async fn create_token(
     Ok(crate::auth::tokens::create(store, SYSTEM_NAMESPACE, new, now).await?)
 }
 
-/// The CouchDB layer: a level database on its own KV namespace.
-pub async fn open_couch(kv: &Kv) -> Result<Couch, ServerError> {
-    system_namespace(kv.store().as_ref(), COUCH_NAMESPACE).await?;
-    let level = KvLevel::new(kv.namespace(COUCH_NAMESPACE), "");
-    let db = LevelDb::opened(level).await?;
-    // Several nodes share a store only where its changes reach every node.
-    let shared = kv.store().capabilities().watch == couchkv_adapters::WatchKind::CrossNode;
-    Ok(Couch::new(db, Arc::new(UuidIds))?.shared(shared))
-}
-
 /// Serves until `shutdown` resolves, then closes the store.
 pub async fn run(
     listener: TcpListener,
@@ -202,46 +143,19 @@ pub async fn run(
     config: RunConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let kv = Kv::new(store.clone(), Arc::new(SystemClock), Arc::new(UuidIds));
-    let uuid = server_uuid(store.as_ref(), &UuidIds).await?;
-    let couch = Arc::new(open_couch(&kv).await?);
-    match couch.create_db(USERS_DB).await {
-        Ok(())
-        | Err(crate::couch::CouchError {
-            kind: crate::couch::ErrorKind::Exists,
-            ..
-        }) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let secret = auth_secret(store.as_ref()).await?;
     if config.auth.admins.is_empty() {
         tracing::warn!(
             "no server admin configured (--admin NAME:PASSWORD): admin-only routes are refused"
         );
     }
-    let runtime: Arc<dyn Runtime> = Arc::new(TokioRuntime);
-    let auth = Arc::new(Auth::new(
-        couch.clone(),
-        Arc::new(SystemClock),
-        runtime.clone(),
-        secret,
-        config.auth.clone(),
-    ));
-    let sweeper = tokio::spawn(sweep_forever(kv.clone(), config.sweep_interval));
-    let service = Arc::new(crate::service::CouchService {
-        couch: couch.clone(),
-        auth: auth.clone(),
-        compact_after: config.http.compact_after,
-    });
-    let state = AppState {
-        kv,
-        couch,
-        service,
-        auth,
-        uuid: uuid.into(),
-        tokens: crate::auth::tokens::ApiTokens::new(store.clone(), SYSTEM_NAMESPACE),
-        runtime,
+    let host = Host {
+        store: store.clone(),
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(UuidIds),
+        runtime: Arc::new(TokioRuntime),
     };
+    let state = AppState::open(host, config.auth.clone(), &config.http).await?;
+    let sweeper = tokio::spawn(sweep_forever(state.kv.clone(), config.sweep_interval));
     tracing::info!(addr = %listener.local_addr()?, "couchkv listening");
     accept::serve(listener, app(state, &config.http), config.conn, shutdown).await;
     sweeper.abort();
