@@ -79,8 +79,6 @@ pub fn app(state: AppState, config: &HttpConfig) -> Router {
             config.max_body_bytes,
             refuse_oversize,
         ))
-        // Requests at debug level (`RUST_LOG=tower_http=debug`); no bodies, no headers.
-        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state);
     match cors(config) {
         Some(layer) => router.layer(layer),

@@ -57,9 +57,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     // A client that sends its body too slowly ties up a connection and a buffer: cut it off.
-    let app = app.layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-        limits.body_timeout,
-    ));
+    let app = app
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            limits.body_timeout,
+        ))
+        // Requests at debug level (`RUST_LOG=tower_http=debug`); no bodies, no headers. Native
+        // only: it times requests with `Instant`, which a Worker does not have.
+        .layer(tower_http::trace::TraceLayer::new_for_http());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {

