@@ -13,10 +13,16 @@ pub struct DoRuntime;
 
 impl Runtime for DoRuntime {
     fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        let (tx, rx) = oneshot::channel::<()>();
+        let (mut tx, rx) = oneshot::channel::<()>();
         wasm_bindgen_futures::spawn_local(async move {
-            worker::Delay::from(duration).await;
-            let _ = tx.send(());
+            // When the sleeper goes away first (a live feed woken by a write drops its timer),
+            // the Delay is dropped too, which clears its JS timeout: a runtime allows 10,000
+            // active ones, and 100 subscribers × 100 writes would otherwise leave that many.
+            let delay = std::pin::pin!(worker::Delay::from(duration));
+            let gone = std::pin::pin!(tx.cancellation());
+            if let futures::future::Either::Left(_) = futures::future::select(delay, gone).await {
+                let _ = tx.send(());
+            }
         });
         Box::pin(async move {
             let _ = rx.await;

@@ -128,6 +128,37 @@ test('at the edge: two-way live sync and an EventSource client', async () => {
   }
 });
 
+test('at the edge: 100 EventSource subscribers × 101 writes, every event delivered', async () => {
+  // Each write wakes every feed, which drops its heartbeat timer: timers that outlived their
+  // sleepers once piled up past workerd's 10,000 active timeouts and brought the object down.
+  const db = `${edge.url}/edge-many`;
+  await fetch(db, { method: 'PUT', headers: { Authorization: adminHeader } });
+  let open = 0;
+  let got = 0;
+  const sources = [];
+  for (let s = 0; s < 100; s += 1) {
+    const es = new EventSource(`${db}/_changes?feed=eventsource&since=now&heartbeat=10000`, {
+      fetch: (input, init) => fetch(input, { ...init, headers: { ...init.headers, Authorization: adminHeader } }),
+    });
+    es.onopen = () => { open += 1; };
+    es.onmessage = () => { got += 1; };
+    sources.push(es);
+  }
+  try {
+    await eventually(async () => open === 100, 20000, '100 subscribers');
+    for (let i = 0; i < 101; i += 1) {
+      const r = await fetch(`${db}/w-${i}`, {
+        method: 'PUT', body: '{}',
+        headers: { Authorization: adminHeader, 'Content-Type': 'application/json' },
+      });
+      assert.equal(r.status, 201, await r.text());
+    }
+    await eventually(async () => got === 100 * 101, 30000, 'every event');
+  } finally {
+    for (const es of sources) es.close();
+  }
+});
+
 test('at the edge: the data outlives a restart of wrangler on the same state', async () => {
   const remote = remoteDb(`${edge.url}/edge-restart`);
   await remote.put({ _id: 'kept', v: 42 });
