@@ -4,22 +4,14 @@
 
 use std::sync::Arc;
 
-use couchkv::clock::{Clock, SequentialIds};
+use couchkv::clock::SequentialIds;
 use couchkv::kv::Kv;
 use couchkv::level::{KvLevel, LevelDb};
 use couchkv_adapters::SqlStore;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
+use crate::couch::DateClock;
 use crate::DoSql;
-
-/// The Worker's clock: `Date.now()`, which moves on across I/O.
-struct DateClock;
-
-impl Clock for DateClock {
-    fn now_millis(&self) -> u64 {
-        js_sys::Date::now() as u64
-    }
-}
 
 #[durable_object]
 pub struct ConformanceObject {

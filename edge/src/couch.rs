@@ -8,8 +8,9 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use axum::Router;
+use couchkv::auth::crypto::RandomIds;
 use couchkv::auth::AuthConfig;
-use couchkv::clock::{Clock, IdSource};
+use couchkv::clock::Clock;
 use couchkv::http::{app, AppState, Host, HttpConfig, Peer};
 use couchkv_adapters::SqlStore;
 use tower_service::Service;
@@ -24,15 +25,6 @@ pub struct DateClock;
 impl Clock for DateClock {
     fn now_millis(&self) -> u64 {
         js_sys::Date::now() as u64
-    }
-}
-
-/// Random v4 uuids from the JS runtime's crypto.
-pub struct RandomIds;
-
-impl IdSource for RandomIds {
-    fn new_id(&self) -> String {
-        couchkv::auth::crypto::random_uuid()
     }
 }
 

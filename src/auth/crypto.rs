@@ -21,6 +21,16 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     b
 }
 
+/// New ids as random v4 uuids (32 lowercase hex digits): the id source of every host.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RandomIds;
+
+impl crate::clock::IdSource for RandomIds {
+    fn new_id(&self) -> String {
+        random_uuid()
+    }
+}
+
 /// A random (version 4) UUID as 32 lowercase hex digits.
 pub fn random_uuid() -> String {
     let mut b = random_bytes::<16>();

@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use couchkv_adapters::{CloudflareConfig, CloudflareStore, DynStore};
 
+use crate::auth::crypto::RandomIds;
 use crate::cli::{KvArgs, KvCommand};
 use crate::kv::{Kv, KvError};
-use crate::server::{ServerError, SystemClock, UuidIds};
+use crate::server::{ServerError, SystemClock};
 
 /// Where the commands go: the kv layer over the local store or over the server's v4 API.
 struct Target {
@@ -35,7 +36,7 @@ impl Target {
             }
             None => (Arc::new(crate::server::open_redb(&args.data)?), None),
         };
-        let kv = Kv::new(store, Arc::new(SystemClock), Arc::new(UuidIds));
+        let kv = Kv::new(store, Arc::new(SystemClock), Arc::new(RandomIds));
         Ok(Self { kv, remote })
     }
 }

@@ -17,10 +17,11 @@ pub use accept::ConnLimits;
 
 use crate::auth::AuthConfig;
 use crate::cli::{ServeArgs, StoreSpec};
-use crate::clock::{Clock, IdSource};
+use crate::clock::Clock;
 use crate::http::{app, AppState, Host, HttpConfig};
 use crate::kv::Kv;
 
+use crate::auth::crypto::RandomIds;
 use crate::runtime::TokioRuntime;
 
 pub use crate::auth::SYSTEM_NAMESPACE;
@@ -62,15 +63,6 @@ impl Clock for SystemClock {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
-    }
-}
-
-/// Random v4 uuids, as 32 lowercase hex digits.
-pub struct UuidIds;
-
-impl IdSource for UuidIds {
-    fn new_id(&self) -> String {
-        crate::auth::crypto::random_uuid()
     }
 }
 
@@ -151,7 +143,7 @@ pub async fn run(
     let host = Host {
         store: store.clone(),
         clock: Arc::new(SystemClock),
-        ids: Arc::new(UuidIds),
+        ids: Arc::new(RandomIds),
         runtime: Arc::new(TokioRuntime),
     };
     let state = AppState::open(host, config.auth.clone(), &config.http).await?;
