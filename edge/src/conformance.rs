@@ -10,7 +10,7 @@ use couchkv::level::{KvLevel, LevelDb};
 use couchkv_adapters::SqlStore;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
-use crate::couch::DateClock;
+use crate::host::DateClock;
 use crate::DoSql;
 
 #[durable_object]

@@ -1,38 +1,54 @@
-//! couchkv inside a Cloudflare Worker (workers-rs): [`DoSql`], a Durable Object's SQLite storage
-//! as the `SqlExec` of `couchkv_adapters::SqlStore`; the CouchDB and KV APIs in a Durable Object
-//! on it ([`couch`], the native server's router and rules); and a route that runs the store and
-//! level conformance suites *inside* workerd and reports their case counts.
+//! couchkv inside a Cloudflare Worker (workers-rs), one Durable Object per CouchDB database:
+//! - [`front`]: the Worker every request arrives at, routing it ([`route`]);
+//! - [`registry`]: the object with the catalog of databases, `_users`, sessions, the KV API;
+//! - [`database`]: one object per database, its documents and live feeds;
+//! - [`DoSql`]: an object's SQLite storage as the `SqlExec` of `couchkv_adapters::SqlStore`, on
+//!   which every object runs the native server's router and rules ([`host`]);
+//! - a route that runs the store and level conformance suites *inside* workerd.
 //!
-//! Natively this crate is empty: everything here is for `wasm32-unknown-unknown`.
-#![cfg(target_arch = "wasm32")]
+//! Natively only [`route`] (the routing rules, tested natively) is compiled: the rest is for
+//! `wasm32-unknown-unknown`.
 
-mod conformance;
-pub mod couch;
-mod do_sql;
-mod runtime;
+pub mod route;
 
-pub use do_sql::DoSql;
-
-use worker::{event, Context, Env, Request, Response, Result};
-
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+#[cfg(target_arch = "wasm32")]
+#[worker::event(fetch)]
+async fn fetch(
+    req: worker::Request,
+    env: worker::Env,
+    _ctx: worker::Context,
+) -> worker::Result<worker::Response> {
     match req.path().as_str() {
         // The suites on a Durable Object's storage, in an object of their own.
         "/_edge/conformance" => {
             let stub = env
                 .durable_object("CONFORMANCE")?
-                .id_from_name("conformance")?
-                .get_stub()?;
+                .get_by_name("conformance")?;
             stub.fetch_with_request(req).await
         }
-        // Everything else is the CouchDB and KV APIs, in their object.
-        _ => {
-            let stub = env
-                .durable_object("COUCH")?
-                .id_from_name("couch")?
-                .get_stub()?;
-            stub.fetch_with_request(req).await
-        }
+        // The objects' internal routes are not for clients.
+        p if p.starts_with("/_edge/") => Ok(worker::Response::from_json(
+            &serde_json::json!({"error": "not_found", "reason": "missing"}),
+        )?
+        .with_status(404)),
+        _ => front::fetch(req, &env).await,
     }
 }
+
+#[cfg(target_arch = "wasm32")]
+mod conformance;
+#[cfg(target_arch = "wasm32")]
+pub mod database;
+#[cfg(target_arch = "wasm32")]
+mod do_sql;
+#[cfg(target_arch = "wasm32")]
+mod front;
+#[cfg(target_arch = "wasm32")]
+pub mod host;
+#[cfg(target_arch = "wasm32")]
+pub mod registry;
+#[cfg(target_arch = "wasm32")]
+mod runtime;
+
+#[cfg(target_arch = "wasm32")]
+pub use do_sql::DoSql;

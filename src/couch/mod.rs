@@ -133,6 +133,18 @@ impl Couch {
         Ok(out)
     }
 
+    /// The database's generation: a name made again after a deletion gets a new one (the
+    /// number of its sublevel, never reused). `None` when there is no such database.
+    pub async fn generation(&self, name: &str) -> Result<Option<String>> {
+        if !valid_db_name(name) {
+            return Ok(None);
+        }
+        match self.registry.get(name).await? {
+            None => Ok(None),
+            Some(entry) => Ok(Some(Self::entry_id(&entry)?)),
+        }
+    }
+
     pub async fn exists(&self, name: &str) -> Result<bool> {
         Ok(valid_db_name(name) && self.registry.get(name).await?.is_some())
     }
@@ -194,13 +206,17 @@ impl Couch {
         Ok(())
     }
 
-    fn sublevel_of(&self, entry: &[u8]) -> Result<LevelDb> {
+    fn entry_id(entry: &[u8]) -> Result<String> {
         let v: serde_json::Value = serde_json::from_slice(entry)
             .map_err(|_| CouchError::internal("corrupt database registry entry"))?;
-        let id = v["id"]
+        v["id"]
             .as_str()
-            .ok_or_else(|| CouchError::internal("corrupt database registry entry"))?;
-        Ok(self.data.sublevel(id)?)
+            .map(str::to_owned)
+            .ok_or_else(|| CouchError::internal("corrupt database registry entry"))
+    }
+
+    fn sublevel_of(&self, entry: &[u8]) -> Result<LevelDb> {
+        Ok(self.data.sublevel(&Self::entry_id(entry)?)?)
     }
 
     /// A handle on an existing database.

@@ -11,6 +11,7 @@ mod session_api;
 pub mod state;
 mod stream;
 
+pub use auth_layer::{credentials, session_cookie};
 pub use state::{AppState, Host};
 
 use axum::extract::{DefaultBodyLimit, State};

@@ -1,10 +1,7 @@
-//! The CouchDB and KV APIs inside a Durable Object: the same router, rules and errors as the
-//! native server (`couchkv::http::app` on `AppState::open`), on the object's SQLite storage.
-//!
-//! For now one object holds every database (the `COUCH` binding, named `couch`); one object per
-//! database, with a registry, is the next step.
+//! What the edge's objects share: the Worker's clock, settings from secrets and vars, the API
+//! core opened on an object's SQLite storage (`couchkv::http::app` on `AppState::open`, the
+//! native server's router and rules), and requests handed between workers-rs and axum.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use axum::Router;
@@ -14,7 +11,7 @@ use couchkv::clock::Clock;
 use couchkv::http::{app, AppState, Host, HttpConfig, Peer};
 use couchkv_adapters::SqlStore;
 use tower_service::Service;
-use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+use worker::{Env, Request, Response, Result, State};
 
 use crate::runtime::DoRuntime;
 use crate::DoSql;
@@ -28,14 +25,8 @@ impl Clock for DateClock {
     }
 }
 
-#[durable_object]
-pub struct CouchObject {
-    state: State,
-    env: Env,
-    app: RefCell<Option<Router>>,
-}
-
-fn var(env: &Env, name: &str) -> Option<String> {
+/// A setting: the Worker secret of that name, else the var; empty counts as unset.
+pub fn var(env: &Env, name: &str) -> Option<String> {
     env.secret(name)
         .map(|s| s.to_string())
         .or_else(|_| env.var(name).map(|v| v.to_string()))
@@ -44,7 +35,7 @@ fn var(env: &Env, name: &str) -> Option<String> {
 }
 
 /// The auth settings from the Worker's secrets and vars: `COUCHKV_ADMIN` (`NAME:PASSWORD`,
-/// comma-separated for several), `COUCHKV_PBKDF2_ITERATIONS`.
+/// comma-separated for several), `COUCHKV_PBKDF2_ITERATIONS`, `COUCHKV_JWT_SECRET`.
 fn auth_config(env: &Env) -> AuthConfig {
     let mut config = AuthConfig::default();
     if let Some(admins) = var(env, "COUCHKV_ADMIN") {
@@ -57,16 +48,25 @@ fn auth_config(env: &Env) -> AuthConfig {
     if let Some(n) = var(env, "COUCHKV_PBKDF2_ITERATIONS").and_then(|n| n.parse().ok()) {
         config.pbkdf2_iterations = n;
     }
+    config.jwt_secret = var(env, "COUCHKV_JWT_SECRET").map(String::into_bytes);
     config
 }
 
-impl CouchObject {
-    async fn router(&self) -> Result<Router> {
-        if let Some(app) = self.app.borrow().as_ref() {
-            return Ok(app.clone());
-        }
-        let store = SqlStore::open(DoSql::new(self.state.storage()))
-            .map_err(|e| worker::Error::RustError(e.to_string()))?;
+/// The API core on an object's storage: its state and router, made on the object's first
+/// request and kept while the object lives.
+#[derive(Clone)]
+pub struct Core {
+    pub state: AppState,
+    pub router: Router,
+}
+
+pub fn to_worker_error(e: impl std::fmt::Display) -> worker::Error {
+    worker::Error::RustError(e.to_string())
+}
+
+impl Core {
+    pub async fn open(state: &State, env: &Env) -> Result<Core> {
+        let store = SqlStore::open(DoSql::new(state.storage())).map_err(to_worker_error)?;
         let host = Host {
             store: Arc::new(store),
             clock: Arc::new(DateClock),
@@ -74,23 +74,41 @@ impl CouchObject {
             runtime: Arc::new(DoRuntime),
         };
         let http = HttpConfig {
-            cors_origins: var(&self.env, "COUCHKV_CORS_ORIGINS")
+            cors_origins: var(env, "COUCHKV_CORS_ORIGINS")
                 .map(|o| o.split(',').map(str::to_owned).collect())
                 .unwrap_or_default(),
             ..HttpConfig::default()
         };
-        let state = AppState::open(host, auth_config(&self.env), &http)
+        let state = AppState::open(host, auth_config(env), &http)
             .await
-            .map_err(|e| worker::Error::RustError(e.to_string()))?;
-        let router = app(state, &http);
-        *self.app.borrow_mut() = Some(router.clone());
-        Ok(router)
+            .map_err(to_worker_error)?;
+        let router = app(state.clone(), &http);
+        Ok(Core { state, router })
+    }
+
+    /// Runs a request through the router.
+    pub async fn serve(&self, req: axum::extract::Request) -> Result<Response> {
+        let mut router = self.router.clone();
+        let resp = match router.call(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        Response::try_from(resp)
     }
 }
 
+/// The client's address, from `CF-Connecting-IP`.
+pub fn peer(req: &Request) -> Option<std::net::IpAddr> {
+    req.headers()
+        .get("cf-connecting-ip")
+        .ok()
+        .flatten()
+        .and_then(|ip| ip.parse().ok())
+}
+
 /// The worker request as the router's: method, path and query, headers, the body read whole
-/// (bounded by the router's body limit), and the client's address from `CF-Connecting-IP`.
-async fn to_axum(mut req: Request) -> Result<axum::extract::Request> {
+/// (bounded by the router's body limit), and the client's address.
+pub async fn to_axum(mut req: Request) -> Result<axum::extract::Request> {
     let url = req.url()?;
     let path = match url.query() {
         Some(q) => format!("{}?{q}", url.path()),
@@ -103,33 +121,10 @@ async fn to_axum(mut req: Request) -> Result<axum::extract::Request> {
         builder = builder.header(name, value);
     }
     let body = req.bytes().await?;
-    let peer = req
-        .headers()
-        .get("cf-connecting-ip")?
-        .and_then(|ip| ip.parse().ok());
+    let peer = peer(&req);
     let mut out = builder
         .body(axum::body::Body::from(body))
-        .map_err(|e| worker::Error::RustError(e.to_string()))?;
+        .map_err(to_worker_error)?;
     out.extensions_mut().insert(Peer(peer));
     Ok(out)
-}
-
-impl DurableObject for CouchObject {
-    fn new(state: State, env: Env) -> Self {
-        Self {
-            state,
-            env,
-            app: RefCell::new(None),
-        }
-    }
-
-    async fn fetch(&self, req: Request) -> Result<Response> {
-        let mut router = self.router().await?;
-        let req = to_axum(req).await?;
-        let resp = match router.call(req).await {
-            Ok(r) => r,
-            Err(never) => match never {},
-        };
-        Response::try_from(resp)
-    }
 }

@@ -1,0 +1,144 @@
+//! A database's object: one per CouchDB database, named by it, holding its documents, revision
+//! trees, attachments, sequence and live feeds — the native server's router on the object's
+//! own storage, so every update is one transaction of one object and sequences strictly
+//! increase. Its feeds are woken by its own commits.
+//!
+//! The registry's catalog is the truth about which databases exist; the front hands each
+//! request over with the catalog's facts ([`Routed`]), and the object follows them: a
+//! generation it does not hold means the database was made (again) — it starts empty with the
+//! catalog's `_security`; a catalog `_security` that changed since it last took it (the
+//! registry took a deleted user out of their database) is taken again. `_security` set through
+//! the database's own route stays the object's.
+
+use std::cell::RefCell;
+
+use couchkv::auth::SYSTEM_NAMESPACE;
+use couchkv::couch::{CouchError, ErrorKind, Security};
+use couchkv_adapters::{Store, StoreExt};
+use serde_json::{json, Value};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+
+use crate::host::{to_axum, to_worker_error, Core};
+use crate::route::{Routed, DROP_PATH, ROUTE_HEADER};
+
+/// Where the object keeps what it last took from the catalog.
+const PLACEMENT_KEY: &str = "edge_placement";
+
+#[durable_object]
+pub struct DatabaseObject {
+    state: State,
+    env: Env,
+    core: RefCell<Option<Core>>,
+    /// What the object last took from the catalog: `{name, generation, security}`.
+    placed: RefCell<Option<Value>>,
+    /// One placement at a time (requests interleave at every await).
+    placing: futures::lock::Mutex<()>,
+}
+
+impl DatabaseObject {
+    async fn core(&self) -> Result<Core> {
+        if let Some(core) = self.core.borrow().as_ref() {
+            return Ok(core.clone());
+        }
+        let core = Core::open(&self.state, &self.env).await?;
+        *self.core.borrow_mut() = Some(core.clone());
+        Ok(core)
+    }
+
+    /// Brings the object in line with the catalog's facts about database `name`.
+    async fn place(&self, core: &Core, name: &str, routed: &Routed) -> Result<()> {
+        let Some(generation) = &routed.generation else {
+            return Ok(());
+        };
+        let wanted = json!({"name": name, "generation": generation, "security": routed.security});
+        if self.placed.borrow().as_ref() == Some(&wanted) {
+            return Ok(());
+        }
+        let _one = self.placing.lock().await;
+        let store = core.state.kv.store().clone();
+        if self.placed.borrow().is_none() {
+            let stored = (store.get(SYSTEM_NAMESPACE, PLACEMENT_KEY).await)
+                .map_err(to_worker_error)?
+                .and_then(|r| serde_json::from_slice::<Value>(&r.value).ok());
+            *self.placed.borrow_mut() = stored;
+        }
+        let placed = self.placed.borrow().clone().unwrap_or(Value::Null);
+        if placed == wanted {
+            return Ok(());
+        }
+        let couch = &core.state.couch;
+        let security = Security::from_json(&routed.security).map_err(to_worker_error)?;
+        if placed["generation"] != wanted["generation"] || placed["name"] != wanted["name"] {
+            // Made (again) in the catalog: whatever an older generation left goes.
+            ok_if(couch.delete_db(name).await, ErrorKind::NotFound)?;
+            ok_if(couch.create_db(name).await, ErrorKind::Exists)?;
+        }
+        let db = couch.db(name).await.map_err(to_worker_error)?;
+        db.put_security(&security).await.map_err(to_worker_error)?;
+        store
+            .put(SYSTEM_NAMESPACE, PLACEMENT_KEY, wanted.to_string().into())
+            .await
+            .map_err(to_worker_error)?;
+        *self.placed.borrow_mut() = Some(wanted);
+        Ok(())
+    }
+
+    /// The database was deleted from the catalog: its storage goes, and its feeds end.
+    async fn drop_all(&self) -> Result<Response> {
+        let _one = self.placing.lock().await;
+        let core = self.core.borrow_mut().take();
+        let placed = self.placed.borrow_mut().take();
+        if let (Some(core), Some(placed)) = (core, placed) {
+            if let Some(name) = placed["name"].as_str() {
+                let _ = core.state.couch.delete_db(name).await;
+            }
+        }
+        self.state.storage().delete_all().await?;
+        Response::from_json(&json!({"ok": true}))
+    }
+}
+
+fn ok_if(r: std::result::Result<(), CouchError>, kind: ErrorKind) -> Result<()> {
+    match r {
+        Err(e) if !e.is(kind) => Err(to_worker_error(e)),
+        _ => Ok(()),
+    }
+}
+
+impl DurableObject for DatabaseObject {
+    fn new(state: State, env: Env) -> Self {
+        Self {
+            state,
+            env,
+            core: RefCell::new(None),
+            placed: RefCell::new(None),
+            placing: futures::lock::Mutex::new(()),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        if req.path() == DROP_PATH {
+            return self.drop_all().await;
+        }
+        let routed = req
+            .headers()
+            .get(ROUTE_HEADER)?
+            .and_then(|h| serde_json::from_str::<Value>(&h).ok())
+            .and_then(|v| Routed::from_json(&v))
+            .ok_or_else(|| worker::Error::RustError("a request not routed by the front".into()))?;
+        let name = routed_name(&req);
+        let core = self.core().await?;
+        self.place(&core, &name, &routed).await?;
+        let mut req = to_axum(req).await?;
+        req.extensions_mut().insert(routed.session);
+        core.serve(req).await
+    }
+}
+
+/// The database's name from the request's path (the front routed it here by that name).
+fn routed_name(req: &Request) -> String {
+    match crate::route::target("GET", &req.path()) {
+        crate::route::Target::Database(name) => name,
+        crate::route::Target::Registry => String::new(),
+    }
+}

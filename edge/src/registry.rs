@@ -1,0 +1,110 @@
+//! The registry object: one per deployment, holding the catalog of databases (`_all_dbs`, which
+//! names exist and their generations), `_users`, sessions, the server-wide routes and the KV
+//! API — the native server's router on its own storage. The databases' documents live each in
+//! their own object ([`crate::database`]); the catalog keeps only their names, generations and
+//! the `_security` they were made with.
+//!
+//! For a request to a database the front asks [`ROUTE_PATH`] first: who the request is (the
+//! same authentication as the native server's, against this object's `_users`), and the
+//! database's catalog entry.
+
+use std::cell::RefCell;
+
+use couchkv::auth::Session;
+use couchkv::couch::ErrorKind;
+use couchkv::http::{credentials, session_cookie};
+use serde_json::Value;
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
+
+use crate::host::{peer, to_axum, Core};
+use crate::route::{Routed, ROUTE_PATH};
+
+#[durable_object]
+pub struct RegistryObject {
+    state: State,
+    env: Env,
+    core: RefCell<Option<Core>>,
+}
+
+impl RegistryObject {
+    async fn core(&self) -> Result<Core> {
+        if let Some(core) = self.core.borrow().as_ref() {
+            return Ok(core.clone());
+        }
+        let core = Core::open(&self.state, &self.env).await?;
+        *self.core.borrow_mut() = Some(core.clone());
+        Ok(core)
+    }
+
+    /// `POST /_edge/route` with the client's credentials headers and `{"db": name}`: the
+    /// [`Routed`] facts, or the refusal the native server would answer (bad Basic credentials,
+    /// a bad token).
+    async fn route(&self, core: &Core, mut req: Request) -> Result<Response> {
+        let body: Value = req.json().await?;
+        let db = body["db"].as_str().unwrap_or_default();
+        let mut headers = axum::http::HeaderMap::new();
+        for name in ["authorization", "cookie"] {
+            if let Some(v) = req.headers().get(name)? {
+                if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
+                    headers.insert(name, v);
+                }
+            }
+        }
+        let auth = &core.state.auth;
+        let session: Session = match auth.authenticate(credentials(&headers), peer(&req)).await {
+            Ok(s) => s,
+            Err(e) => return render(e),
+        };
+        let couch = &core.state.couch;
+        let generation = match couch.generation(db).await {
+            Ok(g) => g,
+            Err(e) => return render(e),
+        };
+        let security = match &generation {
+            None => Value::Null,
+            Some(_) => match couch.db(db).await {
+                Ok(h) => match h.security().await {
+                    Ok(s) => s.to_json(),
+                    Err(e) => return render(e),
+                },
+                Err(e) if e.is(ErrorKind::NotFound) => Value::Null,
+                Err(e) => return render(e),
+            },
+        };
+        let max_age = auth.config().session_lifetime.as_secs();
+        let set_cookie = (session.renewed_cookie.as_deref())
+            .and_then(|c| session_cookie(c, max_age))
+            .and_then(|v| v.to_str().ok().map(str::to_owned));
+        let routed = Routed {
+            session,
+            generation,
+            security,
+            set_cookie,
+        };
+        Response::from_json(&routed.to_json())
+    }
+}
+
+/// A core error in the API's own shape.
+fn render(e: couchkv::couch::CouchError) -> Result<Response> {
+    use axum::response::IntoResponse;
+    Response::try_from(e.into_response())
+}
+
+impl DurableObject for RegistryObject {
+    fn new(state: State, env: Env) -> Self {
+        Self {
+            state,
+            env,
+            core: RefCell::new(None),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let core = self.core().await?;
+        if req.path() == ROUTE_PATH {
+            return self.route(&core, req).await;
+        }
+        core.serve(to_axum(req).await?).await
+    }
+}
