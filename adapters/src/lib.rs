@@ -10,6 +10,8 @@
 //! - [`plain`]: a wrapper that hides every native capability (a plain Workers KV namespace).
 //! - [`faulty`]: a wrapper that fails writes on demand, for crash tests.
 //! - [`range`]: byte-order range arithmetic shared by the backends.
+//! - [`paging`]: listing a plain Workers KV namespace by its cursors, for the backends that speak
+//!   to Workers KV.
 //! - [`watch`]: the in-process change hub the local backends publish to.
 //! - `conformance` (feature `conformance`): one async fn per behaviour, `run_all` runs them.
 //!
@@ -24,6 +26,7 @@ use bytes::Bytes;
 
 pub mod faulty;
 pub mod memory;
+pub mod paging;
 pub mod plain;
 pub mod prefix;
 pub mod range;
@@ -83,12 +86,39 @@ pub enum StoreError {
     /// A stored record could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The key is longer than this store holds ([`Capabilities::max_key_bytes`]).
+    #[error("UTF-8 encoded length of {len} exceeds key length limit of {limit}.")]
+    KeyTooLong { len: usize, limit: usize },
     /// Any other failure of the backend (I/O, the engine, the network).
     #[error("storage backend: {0}")]
     Backend(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Whether a store handle is still open: its operations check it first, [`Store::close`] ends
+/// it. One flag for every backend.
+#[derive(Debug, Default)]
+pub struct OpenState(std::sync::atomic::AtomicBool);
+
+impl OpenState {
+    /// [`StoreError::Closed`] once the store was closed.
+    pub fn check(&self) -> Result<()> {
+        if self.0.load(std::sync::atomic::Ordering::Acquire) {
+            Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn close(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
 
 /// A namespace: an independent key space, as a Workers KV namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,6 +297,19 @@ impl Batch {
         self
     }
     /// Adds a precondition on `key`, checked before any write of the batch.
+    /// The batch's last write to each key, in batch order: all a store without atomic batches
+    /// needs to send (the earlier writes to a key are overwritten anyway).
+    pub fn last_writes(&self) -> Vec<&Op> {
+        let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (i, op) in self.ops.iter().enumerate() {
+            last.insert(op.key(), i);
+        }
+        (self.ops.iter().enumerate())
+            .filter(|(i, op)| last.get(op.key()) == Some(i))
+            .map(|(_, op)| op)
+            .collect()
+    }
+
     pub fn expect(mut self, key: impl Into<String>, expect: Expect) -> Self {
         self.preconditions.push(Precondition {
             key: key.into(),
@@ -328,6 +371,9 @@ pub struct Capabilities {
     /// The backend removes expired records itself and refuses expirations less than 60 s
     /// ahead (Workers KV); [`Store::sweep_expired`] does nothing there.
     pub native_expiry: bool,
+    /// The longest key (UTF-8 bytes) the store holds: Workers KV's 512, less where a backend
+    /// adds a prefix of its own (namespaces inside one Worker binding).
+    pub max_key_bytes: usize,
 }
 
 impl Capabilities {
@@ -342,6 +388,7 @@ impl Capabilities {
         durable: false,
         versions: true,
         native_expiry: false,
+        max_key_bytes: 512,
     };
     /// A plain Workers KV namespace: get, put, delete and a forward list by prefix, no versions,
     /// watched by polling (durability and expiry are the service's, set by each backend).
@@ -354,6 +401,7 @@ impl Capabilities {
         durable: false,
         versions: false,
         native_expiry: false,
+        max_key_bytes: 512,
     };
 }
 

@@ -2,7 +2,6 @@
 //! contract, the store of tests, and edge-ready (no threads, no I/O). Not durable.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::range::{key_bounds, ByteRange};
@@ -16,7 +15,7 @@ use crate::{
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     hub: WatchHub,
-    closed: AtomicBool,
+    closed: crate::OpenState,
 }
 
 #[derive(Default)]
@@ -41,9 +40,7 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(StoreError::Closed);
-        }
+        self.closed.check()?;
         // A panic while holding the lock leaves whole values behind (every write is applied
         // after all checks), so a poisoned lock is still consistent.
         Ok(self.inner.lock().unwrap_or_else(|p| p.into_inner()))
@@ -235,7 +232,7 @@ impl Store for MemoryStore {
     }
 
     async fn close(&self) -> Result<()> {
-        self.closed.store(true, Ordering::Release);
+        self.closed.close();
         self.hub.close(None);
         Ok(())
     }

@@ -11,7 +11,6 @@
 //! storage, so it sees every change.
 
 use std::ops::Bound;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
@@ -59,7 +58,7 @@ const SCHEMA: [&str; 4] = [
 pub struct SqlStore<E: SqlExec> {
     sql: E,
     hub: WatchHub,
-    closed: AtomicBool,
+    closed: crate::OpenState,
 }
 
 fn text(v: &SqlValue) -> Result<String> {
@@ -144,7 +143,7 @@ impl<E: SqlExec> SqlStore<E> {
         Ok(Self {
             sql,
             hub: WatchHub::new(1024),
-            closed: AtomicBool::new(false),
+            closed: crate::OpenState::default(),
         })
     }
 
@@ -159,11 +158,7 @@ impl<E: SqlExec> SqlStore<E> {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(StoreError::Closed)
-        } else {
-            Ok(())
-        }
+        self.closed.check()
     }
 
     fn namespace(&self, id: &str) -> Result<Option<Namespace>> {
@@ -491,7 +486,7 @@ impl<E: SqlExec> Store for SqlStore<E> {
     }
 
     async fn close(&self) -> Result<()> {
-        self.closed.store(true, Ordering::Release);
+        self.closed.close();
         self.hub.close(None);
         Ok(())
     }

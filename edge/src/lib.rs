@@ -4,11 +4,15 @@
 //! - [`database`]: one object per database, its documents and live feeds;
 //! - [`DoSql`]: an object's SQLite storage as the `SqlExec` of `couchkv_adapters::SqlStore`, on
 //!   which every object runs the native server's router and rules ([`host`]);
-//! - a route that runs the store and level conformance suites *inside* workerd.
+//! - [`KvBindingStore`]: a `Store` over a Workers KV binding (with `couchkv::level` on top, a
+//!   LevelDB-style database on plain Workers KV, for any Rust Worker);
+//! - a route that runs the store and level conformance suites *inside* workerd, on an object's
+//!   storage and on a KV binding.
 //!
-//! Natively only [`route`] (the routing rules, tested natively) is compiled: the rest is for
+//! Natively only [`route`] and [`kv_metadata`] (pure rules, tested natively) are compiled: the rest is for
 //! `wasm32-unknown-unknown`.
 
+pub mod kv_metadata;
 pub mod route;
 
 #[cfg(target_arch = "wasm32")]
@@ -46,9 +50,13 @@ mod front;
 #[cfg(target_arch = "wasm32")]
 pub mod host;
 #[cfg(target_arch = "wasm32")]
+pub mod kv_binding;
+#[cfg(target_arch = "wasm32")]
 pub mod registry;
 #[cfg(target_arch = "wasm32")]
 mod runtime;
 
 #[cfg(target_arch = "wasm32")]
 pub use do_sql::DoSql;
+#[cfg(target_arch = "wasm32")]
+pub use kv_binding::KvBindingStore;

@@ -15,7 +15,7 @@ use crate::couch::{CouchError, ErrorKind};
 pub fn kv_status(e: &crate::kv::KvError) -> u16 {
     use crate::kv::KvError::*;
     match e {
-        KeyTooLong(_) => 414,
+        KeyTooLong(_) | KeyTooLongForStore { .. } => 414,
         MetadataTooLarge(_) | ValueTooLarge(_) | BulkGetTooLarge => 413,
         BulkItem { source, .. } => kv_status(source),
         KeyNotFound | NamespaceNotFound => 404,

@@ -13,6 +13,10 @@ pub enum KvError {
     IllegalKey(String),
     #[error("UTF-8 encoded length of {0} exceeds key length limit of 512.")]
     KeyTooLong(usize),
+    /// Within Workers KV's limit but longer than the store holds (a Worker binding's
+    /// namespaces take a few bytes of every key).
+    #[error("UTF-8 encoded length of {len} exceeds key length limit of {limit}.")]
+    KeyTooLongForStore { len: usize, limit: usize },
     #[error("Invalid cache_ttl of {0}. Cache TTL must be at least 30.")]
     CacheTtlTooSmall(i64),
     #[error("Invalid expiration_ttl of {0}. Please specify integer greater than 0.")]
@@ -82,6 +86,7 @@ impl From<StoreError> for KvError {
             StoreError::Conflict { key } => KvError::Conflict(key),
             StoreError::Closed => KvError::Unavailable,
             StoreError::NotSupported(what) => KvError::NotSupported(what),
+            StoreError::KeyTooLong { len, limit } => KvError::KeyTooLongForStore { len, limit },
             other => KvError::Internal(other.to_string()),
         }
     }

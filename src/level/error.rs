@@ -67,9 +67,10 @@ impl LevelError {
 impl From<KvError> for LevelError {
     fn from(e: KvError) -> Self {
         let code = match &e {
-            KvError::KeyTooLong(_) | KvError::EmptyKey | KvError::IllegalKey(_) => {
-                ErrorCode::InvalidKey
-            }
+            KvError::KeyTooLong(_)
+            | KvError::KeyTooLongForStore { .. }
+            | KvError::EmptyKey
+            | KvError::IllegalKey(_) => ErrorCode::InvalidKey,
             KvError::ValueTooLarge(_) => ErrorCode::InvalidValue,
             KvError::BulkItem { source, .. } => return LevelError::from((**source).clone()),
             KvError::Unavailable => ErrorCode::DatabaseNotOpen,

@@ -3,7 +3,8 @@
 //! Every level key `k` is stored as the KV key `root ‖ "d" ‖ encode(k)` (see [`keycode`]: the
 //! encoding keeps byte order, so KV's list order is the level's key order). With a KV key limit
 //! of 512 bytes, the longest level key is `floor((511 - root.len()) * 6 / 8)` bytes: 383 with an
-//! empty root, sublevel prefixes included.
+//! empty root, sublevel prefixes included (less on a store that holds shorter keys: 376 on a
+//! Worker's KV binding).
 //!
 //! It asks the store below what it does ([`Capabilities`]) and takes the fast path where there
 //! is one:
@@ -33,7 +34,7 @@ use super::{
 };
 use crate::kv::{self, KvError, KvNamespace, PutOptions, Write};
 
-/// Workers KV's key limit.
+/// Workers KV's key limit (a store may hold less: its `max_key_bytes`).
 const KV_KEY_BYTES: usize = 512;
 /// Writes of a journaled batch applied at once.
 const APPLY_CONCURRENCY: usize = 16;
@@ -334,7 +335,9 @@ impl Level for KvLevel {
             get_many: true,
             atomic_batch: self.caps.atomic_batch,
             native_ranges: self.caps.ranges,
-            max_key_bytes: Some(keycode::max_key_len(KV_KEY_BYTES - self.data.len())),
+            max_key_bytes: Some(keycode::max_key_len(
+                self.caps.max_key_bytes.min(KV_KEY_BYTES) - self.data.len(),
+            )),
         }
     }
 

@@ -36,7 +36,7 @@ async function startEdge(stateDir) {
     '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
     '--persist-to', stateDir, '--show-interactive-dev-session=false',
     '--var', `COUCHKV_ADMIN:${ADMIN.username}:${ADMIN.password}`,
-    '--var', 'COUCHKV_PBKDF2_ITERATIONS:1000'], {
+    '--var', 'COUCHKV_PBKDF2_ITERATIONS:1000', '--var', 'COUCHKV_CONFORMANCE:1'], {
     cwd: EDGE,
     env: { ...process.env, XDG_CONFIG_HOME: home, CLOUDFLARE_CF_FETCH_ENABLED: 'false',
       WRANGLER_SEND_METRICS: 'false', CI: '1' },
@@ -76,15 +76,19 @@ after(async () => {
   rmSync(state, { recursive: true, force: true });
 });
 
-test('conformance suites pass inside workerd on Durable Object storage', async () => {
-  const res = await fetch(`${edge.url}/_edge/conformance`);
+test('conformance suites pass inside workerd on Durable Object storage and a Workers KV binding', async () => {
+  const res = await fetch(`${edge.url}/_edge/conformance`, { signal: AbortSignal.timeout(300000) });
   const text = await res.text();
   assert.equal(res.status, 200, `${text}\n${edge.logs.join('')}`);
   const counts = JSON.parse(text);
   console.log(`inside workerd, on Durable Object SQLite storage: ${counts.store_cases} store `
     + `conformance cases and ${counts.level_cases} level conformance cases passed`);
+  console.log(`inside workerd, on a Workers KV binding: ${counts.kv_store_cases} store `
+    + `conformance cases and ${counts.kv_level_cases} level conformance cases passed`);
   assert.equal(counts.store_cases, 14);
   assert.equal(counts.level_cases, 28);
+  assert.equal(counts.kv_store_cases, 14);
+  assert.equal(counts.kv_level_cases, 28);
 });
 
 test('at the edge: push 1,000 docs, pull them into a fresh db, every tree and attachment matches', async () => {

@@ -4,11 +4,7 @@ use super::*;
 
 impl Inner {
     pub(super) fn open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(StoreError::Closed)
-        } else {
-            Ok(())
-        }
+        self.closed.check()
     }
 
     pub(super) fn next_version(&self) -> u64 {

@@ -87,91 +87,21 @@ impl Inner {
     }
 
     pub(super) async fn list(&self, ns: &str, opts: &ListOptions) -> Result<ListPage> {
-        use std::ops::Bound;
-        if opts.reverse || opts.values || !matches!(opts.end, Bound::Unbounded) {
-            return Err(StoreError::NotSupported(
-                "Workers KV lists forward by prefix only, without values",
-            ));
-        }
-        let after = match &opts.start {
-            Bound::Unbounded => None,
-            Bound::Excluded(k) => Some(k.as_str()),
-            Bound::Included(_) => {
-                return Err(StoreError::NotSupported(
-                    "Workers KV resumes a list only after a cursor",
-                ))
-            }
-        };
+        crate::paging::plain_start(opts)?;
         let remote = self.remote(ns).await?;
-        let limit = opts.limit.max(1);
-        let cache_key = |last: &str| (remote.cf_id.clone(), opts.prefix.clone(), last.to_owned());
-        let mut cursor = after.and_then(|k| {
-            self.cursors
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&cache_key(k))
-                .cloned()
-        });
-        let mut entries = Vec::new();
-        let mut more = false;
-        // Where the page the last entry came from started: resuming there and skipping finds
-        // every key after it.
-        let mut page_start: Option<String>;
-        loop {
-            page_start = cursor.clone();
-            // One more than asked makes `more` exact; Cloudflare lists at least 10.
-            let want = (limit - entries.len() + 1).clamp(10, 1000);
-            let r = self
-                .list_page(ns, &remote.cf_id, &opts.prefix, want, cursor.as_deref())
-                .await;
-            let (keys, next) = match r {
-                // A cursor the service no longer takes: page from the prefix's start instead.
-                Err(StoreError::Backend(_)) if cursor.is_some() && entries.is_empty() => {
-                    cursor = None;
-                    continue;
+        self.cursors
+            .list(&remote.cf_id, opts, |limit, cursor| {
+                let cf_id = remote.cf_id.clone();
+                async move {
+                    let r = self
+                        .list_page(ns, &cf_id, &opts.prefix, limit, cursor.as_deref())
+                        .await;
+                    let (keys, next) = self.checked(ns, r)?;
+                    let keys = keys.into_iter().map(CfKey::listed).collect();
+                    Ok((keys, next))
                 }
-                r => self.checked(ns, r)?,
-            };
-            let mut fresh = keys
-                .into_iter()
-                .filter(|k| after.is_none_or(|a| k.name.as_str() > a));
-            for k in fresh.by_ref() {
-                if entries.len() == limit {
-                    more = true;
-                    break;
-                }
-                entries.push(ListEntry {
-                    key: k.name,
-                    metadata: k.metadata.map(|m| m.get().to_owned()),
-                    expiration: k.expiration,
-                    version: 0,
-                    value: None,
-                });
-            }
-            if more {
-                break;
-            }
-            match next {
-                Some(c) => {
-                    if entries.len() == limit {
-                        // Full, and the service says more may follow: resume from its cursor.
-                        more = true;
-                        page_start = Some(c);
-                        break;
-                    }
-                    cursor = Some(c);
-                }
-                None => break,
-            }
-        }
-        if let (true, Some(last), Some(start)) = (more, entries.last(), page_start) {
-            let mut cache = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
-            if cache.len() >= CURSOR_CACHE {
-                cache.clear();
-            }
-            cache.insert(cache_key(&last.key), start);
-        }
-        Ok(ListPage { entries, more })
+            })
+            .await
     }
 
     /// Writes one key with the single-value route (no base64, any size up to the service's).
@@ -280,17 +210,7 @@ impl Inner {
         let remote = self.remote(ns).await?;
         let _writing = self.begin_write(ns);
         // Non-atomic anyway: only each key's last write matters, sent puts first, then deletes.
-        let mut last: HashMap<&str, usize> = HashMap::new();
-        for (i, op) in batch.ops.iter().enumerate() {
-            last.insert(op.key(), i);
-        }
-        let finals: Vec<&Op> = batch
-            .ops
-            .iter()
-            .enumerate()
-            .filter(|(i, op)| last.get(op.key()) == Some(i))
-            .map(|(_, op)| op)
-            .collect();
+        let finals = batch.last_writes();
         let version = self.next_version();
         let r = self.apply(ns, &remote.cf_id, &finals).await;
         let r = self.checked(ns, r);

@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,8 +44,8 @@ use tokio::sync::mpsc;
 
 use crate::watch::WatchHub;
 use crate::{
-    Batch, Capabilities, Event, EventKind, EventStream, ListEntry, ListOptions, ListPage,
-    Namespace, Namespaces, Op, Record, Result, Store, StoreError,
+    Batch, Capabilities, Event, EventKind, EventStream, ListOptions, ListPage, Namespace,
+    Namespaces, Op, Record, Result, Store, StoreError,
 };
 
 mod client;
@@ -128,9 +128,9 @@ struct Inner {
     poll_interval: Duration,
     /// Store id → the namespace on the service.
     namespaces: RwLock<HashMap<String, Remote>>,
-    cursors: Mutex<HashMap<CursorKey, String>>,
+    cursors: crate::paging::Cursors,
     version: AtomicU64,
-    closed: AtomicBool,
+    closed: crate::OpenState,
     hub: WatchHub,
     /// Per namespace: (writes started, writes not yet published), for watchers' polls.
     writes: Mutex<HashMap<String, (u64, u64)>>,
@@ -142,11 +142,6 @@ struct Remote {
     title: String,
 }
 
-/// (Cloudflare namespace id, prefix, last key of a page) → a cursor from which listing yields
-/// every key after that last key (and perhaps some before it, which are skipped).
-type CursorKey = (String, String, String);
-
-const CURSOR_CACHE: usize = 4096;
 const TITLE_TAG: &str = "couchkv:";
 /// Cloudflare's bulk write limits: 10,000 items, 100 MB per request (we stay well below).
 const BULK_ITEMS: usize = 10_000;
@@ -230,6 +225,16 @@ struct CfKey {
     metadata: Option<Box<RawValue>>,
 }
 
+impl CfKey {
+    fn listed(self) -> crate::paging::ListedKey {
+        crate::paging::ListedKey {
+            name: self.name,
+            metadata: self.metadata.map(|m| m.get().to_owned()),
+            expiration: self.expiration,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct BulkResult {
     #[serde(default)]
@@ -311,9 +316,9 @@ impl CloudflareStore {
                 backoff: config.backoff,
                 poll_interval: config.poll_interval,
                 namespaces: RwLock::new(HashMap::new()),
-                cursors: Mutex::new(HashMap::new()),
+                cursors: Default::default(),
                 version: AtomicU64::new(0),
-                closed: AtomicBool::new(false),
+                closed: crate::OpenState::default(),
                 hub: WatchHub::default(),
                 writes: Mutex::new(HashMap::new()),
             }),
@@ -547,7 +552,7 @@ impl Store for CloudflareStore {
     }
 
     async fn close(&self) -> Result<()> {
-        self.inner.closed.store(true, Ordering::Release);
+        self.inner.closed.close();
         self.inner.hub.close(None);
         Ok(())
     }

@@ -131,7 +131,7 @@ pub async fn put_get_delete<S: Store + ?Sized>(store: &S) {
                     key: "k".into(),
                     value: Bytes::from_static(b"two"),
                     metadata: Some(r#"{"a":1}"#.into()),
-                    expiration: Some(4_000_000_000),
+                    expiration: Some(2_000_000_000),
                 }],
                 preconditions: vec![],
             },
@@ -142,7 +142,7 @@ pub async fn put_get_delete<S: Store + ?Sized>(store: &S) {
     let rec = store.get(NS, "k").await.unwrap().unwrap();
     assert_eq!(rec.value, "two");
     assert_eq!(rec.metadata.as_deref(), Some(r#"{"a":1}"#));
-    assert_eq!(rec.expiration, Some(4_000_000_000));
+    assert_eq!(rec.expiration, Some(2_000_000_000));
     assert_eq!(rec.version, versioned(v2));
 
     // An empty value is a value.

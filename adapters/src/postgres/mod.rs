@@ -22,7 +22,6 @@
 
 use std::collections::HashMap;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -95,7 +94,7 @@ struct Inner {
     pg: tokio_postgres::Config,
     schema: String,
     channel: String,
-    closed: AtomicBool,
+    closed: crate::OpenState,
     hub: Arc<WatchHub>,
     /// Namespaces (by number) that changed, from NOTIFY.
     wake: broadcast::Sender<i64>,
@@ -209,7 +208,7 @@ impl PostgresStore {
             pg,
             channel: format!("couchkv_{s}"),
             schema: s,
-            closed: AtomicBool::new(false),
+            closed: crate::OpenState::default(),
             hub: Arc::new(WatchHub::default()),
             wake,
             tailers: Mutex::new(HashMap::new()),
@@ -227,11 +226,7 @@ impl PostgresStore {
 
 impl Inner {
     fn open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(StoreError::Closed)
-        } else {
-            Ok(())
-        }
+        self.closed.check()
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -550,7 +545,7 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) -> Result<()> {
-        self.inner.closed.store(true, Ordering::Release);
+        self.inner.closed.close();
         let _ = self.inner.stop.send(true);
         self.inner.hub.close(None);
         self.inner.pool.close();

@@ -9,7 +9,7 @@ pub(super) async fn listen_forever(inner: std::sync::Weak<Inner>) {
         let Some(strong) = inner.upgrade() else {
             return;
         };
-        if strong.closed.load(Ordering::Acquire) {
+        if strong.closed.is_closed() {
             return;
         }
         let (pg, channel, wake) = (
@@ -175,7 +175,7 @@ pub(super) async fn tail(inner: Arc<Inner>, ns: String, num: i64, mut last: i64)
 /// tailers lock, so a watcher arriving at that moment either keeps this tailer or starts one.
 pub(super) fn finished(inner: &Inner, ns: &str) -> bool {
     let mut tailers = inner.tailers.lock().unwrap_or_else(|p| p.into_inner());
-    if inner.hub.watchers(ns) == 0 || inner.closed.load(Ordering::Acquire) {
+    if inner.hub.watchers(ns) == 0 || inner.closed.is_closed() {
         tailers.remove(ns);
         true
     } else {
