@@ -17,8 +17,9 @@
 //!   the same key more than once a second may be refused or lost. No ranges, no reverse
 //!   lists, no values in lists, no atomic or conditional batches (a batch is applied key by key,
 //!   and stops at the first failure). Records carry no versions.
-//! - Watchers see this handle's own writes at once; writes by other isolates are found by
-//!   polling (`poll_interval`), late and coalesced.
+//! - Watchers see the writes made through this store (any clone of the handle) at once, as a
+//!   process sees its own; Workers KV has no change feed, so writes by other isolates are not
+//!   seen (`WatchKind::InProcess`). Whoever needs them lists again.
 //! - Deleting a namespace deletes its keys page by page; if that is cut short (a Worker's
 //!   subrequest limit), the rest stays unreachable, under a tag no namespace has any more.
 //!

