@@ -3,12 +3,16 @@
 //! own storage, so every update is one transaction of one object and sequences strictly
 //! increase. Its feeds are woken by its own commits.
 //!
-//! The registry's catalog is the truth about which databases exist; the front hands each
-//! request over with the catalog's facts ([`Routed`]), and the object follows them: a
-//! generation it does not hold means the database was made (again) — it starts empty with the
-//! catalog's `_security`; a catalog `_security` that changed since it last took it (the
-//! registry took a deleted user out of their database) is taken again. `_security` set through
-//! the database's own route stays the object's.
+//! The registry's catalog is the truth about which databases exist. The object asks it
+//! ([`CATALOG_PATH`]) on its first request and again when its answer is older than
+//! [`CATALOG_FOR_MS`], and follows it: a generation it does not hold means the database was made
+//! (again) — it starts empty with the catalog's `_security` (how a per-user database made on
+//! sign-up gets its owner); a catalog `_security` that changed since it last took it (the
+//! registry took a deleted user out of their database) is taken again; no entry means the
+//! database is gone — its storage is dropped and the registry answers the request, as the
+//! native server answers for an unknown database. `_security` set through the database's own
+//! route stays the object's. A deletion through the front drops the object at once
+//! ([`DROP_PATH`]); the catalog check bounds how long anything else takes to arrive.
 
 use std::cell::RefCell;
 
@@ -18,17 +22,22 @@ use couchkv_adapters::{Store, StoreExt};
 use serde_json::{json, Value};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
+use crate::front::{internal, registry};
 use crate::host::{to_axum, to_worker_error, Core};
-use crate::route::{Routed, DROP_PATH, ROUTE_HEADER};
+use crate::route::{Asserted, Catalog, CATALOG_PATH, DROP_PATH, SESSION_HEADER};
 
 /// Where the object keeps what it last took from the catalog.
 const PLACEMENT_KEY: &str = "edge_placement";
+/// How long the catalog's answer is trusted before it is asked again.
+pub const CATALOG_FOR_MS: f64 = 10_000.0;
 
 #[durable_object]
 pub struct DatabaseObject {
     state: State,
     env: Env,
     core: RefCell<Option<Core>>,
+    /// The catalog's last answer for a database it holds, and when it came.
+    catalog: RefCell<Option<(Catalog, f64)>>,
     /// What the object last took from the catalog: `{name, generation, security}`.
     placed: RefCell<Option<Value>>,
     /// One placement at a time (requests interleave at every await).
@@ -45,12 +54,33 @@ impl DatabaseObject {
         Ok(core)
     }
 
+    /// The catalog's facts about `name`: remembered, or asked for again.
+    async fn catalog(&self, name: &str) -> Result<Catalog> {
+        let now = js_sys::Date::now();
+        if let Some((c, at)) = self.catalog.borrow().as_ref() {
+            if now - at < CATALOG_FOR_MS {
+                return Ok(c.clone());
+            }
+        }
+        let body = json!({ "db": name }).to_string();
+        let req = internal(CATALOG_PATH, worker::Headers::new(), Some(body))?;
+        let mut resp = registry(&self.env)?.fetch_with_request(req).await?;
+        if resp.status_code() != 200 {
+            return Err(to_worker_error(format!(
+                "the registry's catalog answered {}",
+                resp.status_code()
+            )));
+        }
+        let facts = Catalog::from_json(&resp.json::<Value>().await?);
+        // Only a database that exists is remembered: one made a moment later is found at once.
+        *self.catalog.borrow_mut() = facts.generation.is_some().then(|| (facts.clone(), now));
+        Ok(facts)
+    }
+
     /// Brings the object in line with the catalog's facts about database `name`.
-    async fn place(&self, core: &Core, name: &str, routed: &Routed) -> Result<()> {
-        let Some(generation) = &routed.generation else {
-            return Ok(());
-        };
-        let wanted = json!({"name": name, "generation": generation, "security": routed.security});
+    async fn place(&self, core: &Core, name: &str, facts: &Catalog) -> Result<()> {
+        let wanted =
+            json!({"name": name, "generation": facts.generation, "security": facts.security});
         if self.placed.borrow().as_ref() == Some(&wanted) {
             return Ok(());
         }
@@ -67,7 +97,7 @@ impl DatabaseObject {
             return Ok(());
         }
         let couch = &core.state.couch;
-        let security = Security::from_json(&routed.security).map_err(to_worker_error)?;
+        let security = Security::from_json(&facts.security).map_err(to_worker_error)?;
         if placed["generation"] != wanted["generation"] || placed["name"] != wanted["name"] {
             // Made (again) in the catalog: whatever an older generation left goes.
             ok_if(couch.delete_db(name).await, ErrorKind::NotFound)?;
@@ -83,9 +113,24 @@ impl DatabaseObject {
         Ok(())
     }
 
-    /// The database was deleted from the catalog: its storage goes, and its feeds end.
-    async fn drop_all(&self) -> Result<Response> {
+    /// The catalog no longer holds the database: drop it, unless a request since found it made
+    /// again (its answer, newer, is remembered).
+    async fn drop_if_gone(&self) -> Result<()> {
         let _one = self.placing.lock().await;
+        if self.catalog.borrow().is_some() {
+            return Ok(());
+        }
+        self.drop_locked().await
+    }
+
+    /// The database was deleted from the catalog: its storage goes, and its feeds end.
+    async fn drop_all(&self) -> Result<()> {
+        let _one = self.placing.lock().await;
+        *self.catalog.borrow_mut() = None;
+        self.drop_locked().await
+    }
+
+    async fn drop_locked(&self) -> Result<()> {
         let core = self.core.borrow_mut().take();
         let placed = self.placed.borrow_mut().take();
         if let (Some(core), Some(placed)) = (core, placed) {
@@ -93,8 +138,7 @@ impl DatabaseObject {
                 let _ = core.state.couch.delete_db(name).await;
             }
         }
-        self.state.storage().delete_all().await?;
-        Response::from_json(&json!({"ok": true}))
+        self.state.storage().delete_all().await
     }
 }
 
@@ -111,6 +155,7 @@ impl DurableObject for DatabaseObject {
             state,
             env,
             core: RefCell::new(None),
+            catalog: RefCell::new(None),
             placed: RefCell::new(None),
             placing: futures::lock::Mutex::new(()),
         }
@@ -118,19 +163,27 @@ impl DurableObject for DatabaseObject {
 
     async fn fetch(&self, req: Request) -> Result<Response> {
         if req.path() == DROP_PATH {
-            return self.drop_all().await;
+            self.drop_all().await?;
+            return Response::from_json(&json!({"ok": true}));
         }
-        let routed = req
+        let asserted = req
             .headers()
-            .get(ROUTE_HEADER)?
+            .get(SESSION_HEADER)?
             .and_then(|h| serde_json::from_str::<Value>(&h).ok())
-            .and_then(|v| Routed::from_json(&v))
+            .and_then(|v| Asserted::from_json(&v))
             .ok_or_else(|| worker::Error::RustError("a request not routed by the front".into()))?;
         let name = routed_name(&req);
+        let facts = self.catalog(&name).await?;
+        if facts.generation.is_none() {
+            // Gone (or never made): drop what a missed deletion left, and let the registry
+            // answer, as for any unknown database.
+            self.drop_if_gone().await?;
+            return registry(&self.env)?.fetch_with_request(req).await;
+        }
         let core = self.core().await?;
-        self.place(&core, &name, &routed).await?;
+        self.place(&core, &name, &facts).await?;
         let mut req = to_axum(req).await?;
-        req.extensions_mut().insert(routed.session);
+        req.extensions_mut().insert(asserted.session);
         core.serve(req).await
     }
 }

@@ -4,9 +4,10 @@
 //! their own object ([`crate::database`]); the catalog keeps only their names, generations and
 //! the `_security` they were made with.
 //!
-//! For a request to a database the front asks [`ROUTE_PATH`] first: who the request is (the
-//! same authentication as the native server's, against this object's `_users`), and the
-//! database's catalog entry.
+//! Two internal routes serve the others: [`SESSION_PATH`], who a request's credentials say it is
+//! (the same authentication as the native server's, against this object's `_users`; the front
+//! asks, and remembers the answer a few seconds), and [`CATALOG_PATH`], what the catalog knows of
+//! a database (its object asks, and checks again every few seconds).
 
 use std::cell::RefCell;
 
@@ -17,7 +18,7 @@ use serde_json::Value;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use crate::host::{peer, to_axum, Core};
-use crate::route::{Routed, ROUTE_PATH};
+use crate::route::{Asserted, Catalog, CATALOG_PATH, SESSION_PATH};
 
 #[durable_object]
 pub struct RegistryObject {
@@ -36,12 +37,9 @@ impl RegistryObject {
         Ok(core)
     }
 
-    /// `POST /_edge/route` with the client's credentials headers and `{"db": name}`: the
-    /// [`Routed`] facts, or the refusal the native server would answer (bad Basic credentials,
-    /// a bad token).
-    async fn route(&self, core: &Core, mut req: Request) -> Result<Response> {
-        let body: Value = req.json().await?;
-        let db = body["db"].as_str().unwrap_or_default();
+    /// `POST /_edge/session` with the client's credentials headers: [`Asserted`], or the
+    /// refusal the native server would answer (bad Basic credentials, a bad token).
+    async fn session(&self, core: &Core, req: Request) -> Result<Response> {
         let mut headers = axum::http::HeaderMap::new();
         for name in ["authorization", "cookie"] {
             if let Some(v) = req.headers().get(name)? {
@@ -55,6 +53,23 @@ impl RegistryObject {
             Ok(s) => s,
             Err(e) => return render(e),
         };
+        let max_age = auth.config().session_lifetime.as_secs();
+        let set_cookie = (session.renewed_cookie.as_deref())
+            .and_then(|c| session_cookie(c, max_age))
+            .and_then(|v| v.to_str().ok().map(str::to_owned));
+        Response::from_json(
+            &Asserted {
+                session,
+                set_cookie,
+            }
+            .to_json(),
+        )
+    }
+
+    /// `POST /_edge/catalog` with `{"db": name}`: [`Catalog`].
+    async fn catalog(&self, core: &Core, mut req: Request) -> Result<Response> {
+        let body: Value = req.json().await?;
+        let db = body["db"].as_str().unwrap_or_default();
         let couch = &core.state.couch;
         let generation = match couch.generation(db).await {
             Ok(g) => g,
@@ -71,17 +86,14 @@ impl RegistryObject {
                 Err(e) => return render(e),
             },
         };
-        let max_age = auth.config().session_lifetime.as_secs();
-        let set_cookie = (session.renewed_cookie.as_deref())
-            .and_then(|c| session_cookie(c, max_age))
-            .and_then(|v| v.to_str().ok().map(str::to_owned));
-        let routed = Routed {
-            session,
-            generation,
-            security,
-            set_cookie,
-        };
-        Response::from_json(&routed.to_json())
+        let generation = if security.is_null() { None } else { generation };
+        Response::from_json(
+            &Catalog {
+                generation,
+                security,
+            }
+            .to_json(),
+        )
     }
 }
 
@@ -102,8 +114,10 @@ impl DurableObject for RegistryObject {
 
     async fn fetch(&self, req: Request) -> Result<Response> {
         let core = self.core().await?;
-        if req.path() == ROUTE_PATH {
-            return self.route(&core, req).await;
+        match req.path().as_str() {
+            SESSION_PATH => return self.session(&core, req).await,
+            CATALOG_PATH => return self.catalog(&core, req).await,
+            _ => {}
         }
         core.serve(to_axum(req).await?).await
     }

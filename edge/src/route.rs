@@ -1,18 +1,20 @@
-//! How the front Worker and the objects talk: which object serves a request, and what the
-//! registry tells the front about a request to a database (who asks, and the database's
-//! generation and `_security` in the catalog), carried to the database's object in one header.
-//! Clients never reach an object but through the front, which removes every `x-couchkv-`
-//! header a client sends before it adds its own.
+//! How the front Worker and the objects talk: which object serves a request; who is asking (the
+//! registry's answer, carried to a database's object in one header); what the catalog knows of
+//! a database (the registry's answer to the database's object). Clients never reach an object but
+//! through the front, which removes every `x-couchkv-` header a client sends before it adds its
+//! own, and does not route `/_edge/…` paths to objects.
 
 use couchkv::auth::{Method, Session, UserCtx};
 use serde_json::{json, Value};
 
-/// The header the front puts the [`Routed`] facts in, for the database's object.
-pub const ROUTE_HEADER: &str = "x-couchkv-route";
+/// The header the front puts who is asking in ([`Asserted`]), for the database's object.
+pub const SESSION_HEADER: &str = "x-couchkv-session";
 /// Headers of this prefix are the edge's own: dropped from every client request.
 pub const INTERNAL_PREFIX: &str = "x-couchkv-";
-/// The registry's internal route: authenticate a request and look its database up.
-pub const ROUTE_PATH: &str = "/_edge/route";
+/// The registry's internal route: who the request's credentials say it is ([`Asserted`]).
+pub const SESSION_PATH: &str = "/_edge/session";
+/// The registry's internal route: what the catalog knows of a database ([`Catalog`]).
+pub const CATALOG_PATH: &str = "/_edge/catalog";
 /// The database object's internal route: the database was deleted, drop its storage.
 pub const DROP_PATH: &str = "/_edge/drop";
 
@@ -48,17 +50,22 @@ pub fn target(method: &str, path: &str) -> Target {
     Target::Database(name)
 }
 
-/// What the registry answers about a request to a database.
+/// Who a request is, as the registry authenticated it.
 #[derive(Debug, Clone)]
-pub struct Routed {
+pub struct Asserted {
     pub session: Session,
-    /// The database's generation in the catalog (`None`: no such database).
-    pub generation: Option<String>,
-    /// The database's `_security` as the catalog has it (what it was made with, or what the
-    /// registry set later, as a per-user database's on its user's deletion).
-    pub security: Value,
     /// A renewed session cookie to hand the client (a `Set-Cookie` value).
     pub set_cookie: Option<String>,
+}
+
+/// What the catalog knows of a database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Catalog {
+    /// Its generation (`None`: no such database).
+    pub generation: Option<String>,
+    /// Its `_security` as the catalog has it (what it was made with, or what the registry set
+    /// later, as a per-user database's on its user's deletion).
+    pub security: Value,
 }
 
 fn method_name(m: Method) -> &'static str {
@@ -74,25 +81,34 @@ fn method_of(name: &str) -> Method {
     }
 }
 
-impl Routed {
+impl Asserted {
+    pub fn anonymous() -> Asserted {
+        Asserted {
+            session: Session {
+                user: UserCtx::default(),
+                method: Method::None,
+                renewed_cookie: None,
+            },
+            set_cookie: None,
+        }
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "user": self.session.user.to_json(),
             "method": method_name(self.session.method),
-            "generation": self.generation,
-            "security": self.security,
             "set_cookie": self.set_cookie,
         })
     }
 
-    pub fn from_json(v: &Value) -> Option<Routed> {
+    pub fn from_json(v: &Value) -> Option<Asserted> {
         let user = &v["user"];
         let roles = user["roles"]
             .as_array()?
             .iter()
             .map(|r| r.as_str().map(str::to_owned))
             .collect::<Option<Vec<_>>>()?;
-        Some(Routed {
+        Some(Asserted {
             session: Session {
                 user: UserCtx {
                     name: user["name"].as_str().map(str::to_owned),
@@ -101,10 +117,21 @@ impl Routed {
                 method: method_of(v["method"].as_str()?),
                 renewed_cookie: None,
             },
-            generation: v["generation"].as_str().map(str::to_owned),
-            security: v["security"].clone(),
             set_cookie: v["set_cookie"].as_str().map(str::to_owned),
         })
+    }
+}
+
+impl Catalog {
+    pub fn to_json(&self) -> Value {
+        json!({"generation": self.generation, "security": self.security})
+    }
+
+    pub fn from_json(v: &Value) -> Catalog {
+        Catalog {
+            generation: v["generation"].as_str().map(str::to_owned),
+            security: v["security"].clone(),
+        }
     }
 }
 
@@ -130,5 +157,30 @@ mod tests {
         assert_eq!(target("PUT", "/db/doc"), Database("db".into()));
         assert_eq!(target("GET", "/a%2Fb/_changes"), Database("a/b".into()));
         assert_eq!(target("GET", "/client"), Database("client".into()));
+    }
+
+    #[test]
+    fn facts_travel_whole() {
+        let a = Asserted {
+            session: Session {
+                user: UserCtx {
+                    name: Some("bob".into()),
+                    roles: vec!["r".into()],
+                },
+                method: Method::Cookie,
+                renewed_cookie: None,
+            },
+            set_cookie: Some("AuthSession=x".into()),
+        };
+        let b = Asserted::from_json(&a.to_json()).unwrap();
+        assert_eq!(b.session.user, a.session.user);
+        assert_eq!(b.session.method, Method::Cookie);
+        assert_eq!(b.set_cookie, a.set_cookie);
+        assert!(Asserted::from_json(&json!({"user": {"name": "x"}})).is_none());
+        let c = Catalog {
+            generation: Some("1z".into()),
+            security: json!({"members": {"names": ["bob"]}}),
+        };
+        assert_eq!(Catalog::from_json(&c.to_json()), c);
     }
 }
