@@ -125,6 +125,7 @@ async fn watchers_see_other_writers_by_polling_and_their_own_writes_once() {
                     expiration: None,
                 }],
                 preconditions: vec![],
+                durability: Default::default(),
             },
         )
         .await

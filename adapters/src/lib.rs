@@ -270,10 +270,23 @@ impl Precondition {
 
 /// Writes applied together: all of them or none (on a store whose capabilities say
 /// `atomic_batch`). Preconditions are checked first, against the state before the batch.
+/// How soon a batch must be on disk when [`Store::batch`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// On disk before the call returns (on a store that is durable at all).
+    #[default]
+    Immediate,
+    /// May be lost in a crash shortly after (a store makes it durable with its next immediate
+    /// batch, or soon on its own), never half-applied: for what a client redoes anyway, as
+    /// replication checkpoints. Stores that cannot tell the two apart treat it as immediate.
+    Relaxed,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Batch {
     pub ops: Vec<Op>,
     pub preconditions: Vec<Precondition>,
+    pub durability: Durability,
 }
 
 impl Batch {
@@ -580,6 +593,7 @@ pub async fn sweep_by_listing<S: Store + ?Sized>(
                     Batch {
                         ops: vec![op],
                         preconditions: vec![],
+                        durability: Default::default(),
                     },
                 )
                 .await?;

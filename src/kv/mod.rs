@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use couchkv_adapters::{
-    Batch, Capabilities, DynStore, EventStream, Expect, ListOptions as StoreList, ListPage,
-    Namespace, Op, Precondition, Record, StoreError,
+    Batch, Capabilities, Durability, DynStore, EventStream, Expect, ListOptions as StoreList,
+    ListPage, Namespace, Op, Precondition, Record, StoreError,
 };
 
 use crate::clock::{Clock, IdSource};
@@ -255,6 +255,7 @@ impl KvNamespace {
         let batch = Batch {
             ops,
             preconditions: vec![],
+            durability: Default::default(),
         };
         self.store.batch(&self.id, batch).await?;
         Ok(())
@@ -510,6 +511,18 @@ impl KvNamespace {
         expected: Option<&[u8]>,
         writes: Vec<Write>,
     ) -> Result<bool> {
+        (self.write_batch_if_with(guard, expected, writes, Durability::Immediate)).await
+    }
+
+    /// [`KvNamespace::write_batch_if`] with the durability the batch needs (see
+    /// [`Durability`]; a relaxed batch is still atomic and checked, only sooner lost in a crash).
+    pub async fn write_batch_if_with(
+        &self,
+        guard: &str,
+        expected: Option<&[u8]>,
+        writes: Vec<Write>,
+        durability: Durability,
+    ) -> Result<bool> {
         let caps = self.store.capabilities();
         let current = self.store.get(&self.id, guard).await?;
         if current.as_ref().map(|r| r.value.as_ref()) != expected {
@@ -530,6 +543,7 @@ impl KvNamespace {
                 key: guard.to_owned(),
                 expect,
             }],
+            durability,
         };
         match self.store.batch(&self.id, batch).await {
             Ok(_) => Ok(true),

@@ -184,10 +184,7 @@ impl LevelDb {
     /// Applies the writes in order, all of them or (on an invalid key) none.
     pub async fn batch(&self, mut ops: Vec<BatchOp>) -> Result<()> {
         self.check_open()?;
-        for op in &mut ops {
-            let full = self.full_key(op.key())?;
-            *op.key_mut() = full;
-        }
+        self.full_keys(&mut ops)?;
         if ops.is_empty() {
             return Ok(());
         }
@@ -201,15 +198,42 @@ impl LevelDb {
         &self,
         guard: impl AsRef<[u8]>,
         expected: Option<&[u8]>,
+        ops: Vec<BatchOp>,
+    ) -> Result<bool> {
+        (self.guarded(guard.as_ref(), expected, ops, Durability::Immediate)).await
+    }
+
+    /// [`LevelDb::batch_if`] that a crash shortly after may lose, whole, where the store can
+    /// defer making it durable: for what a client redoes anyway (replication checkpoints).
+    pub async fn batch_if_relaxed(
+        &self,
+        guard: impl AsRef<[u8]>,
+        expected: Option<&[u8]>,
+        ops: Vec<BatchOp>,
+    ) -> Result<bool> {
+        (self.guarded(guard.as_ref(), expected, ops, Durability::Relaxed)).await
+    }
+
+    async fn guarded(
+        &self,
+        guard: &[u8],
+        expected: Option<&[u8]>,
         mut ops: Vec<BatchOp>,
+        durability: Durability,
     ) -> Result<bool> {
         self.check_open()?;
-        let guard = self.full_key(guard.as_ref())?;
-        for op in &mut ops {
+        let guard = self.full_key(guard)?;
+        self.full_keys(&mut ops)?;
+        self.level.batch_if(&guard, expected, ops, durability).await
+    }
+
+    /// The ops' keys made full (this sublevel's prefix), each checked.
+    fn full_keys(&self, ops: &mut [BatchOp]) -> Result<()> {
+        for op in ops {
             let full = self.full_key(op.key())?;
             *op.key_mut() = full;
         }
-        self.level.batch_if(&guard, expected, ops).await
+        Ok(())
     }
 
     /// A batch built up with `put`, `del` and `clear`, applied by `write`.

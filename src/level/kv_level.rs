@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use couchkv_adapters::range::{contains, ByteRange};
-use couchkv_adapters::{Capabilities, ListOptions as StoreList};
+use couchkv_adapters::{Capabilities, Durability, ListOptions as StoreList};
 use futures::{StreamExt, TryStreamExt};
 
 use super::iter::narrowed;
@@ -371,16 +371,17 @@ impl Level for KvLevel {
         guard: &[u8],
         expected: Option<&[u8]>,
         ops: Vec<BatchOp>,
+        durability: Durability,
     ) -> Result<bool> {
         if !self.caps.atomic_batch {
             // The journal's path: checked by a read first (one writer per namespace there).
             return super::batch_if_by_reading(self, guard, expected, ops).await;
         }
-        let writes = self.writes(ops);
-        Ok(self
+        let (guard, writes) = (self.kv_key(guard), self.writes(ops));
+        Ok((self
             .ns
-            .write_batch_if(&self.kv_key(guard), expected, writes)
-            .await?)
+            .write_batch_if_with(&guard, expected, writes, durability))
+        .await?)
     }
 
     async fn scan(&self, req: &ScanRequest) -> Result<ScanPage> {

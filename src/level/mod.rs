@@ -30,6 +30,7 @@ use bytes::Bytes;
 use couchkv_adapters::range::{
     byte_bounds, is_empty, prefix_successor, tighter_lower, tighter_upper, ByteRange,
 };
+pub use couchkv_adapters::Durability;
 
 pub use batch::ChainedBatch;
 pub use error::{ErrorCode, LevelError};
@@ -204,13 +205,15 @@ pub trait Level: Send + Sync {
     /// Applies the writes in order (a later write to a key wins).
     async fn batch(&self, ops: Vec<BatchOp>) -> Result<()>;
     /// Applies the writes only while `guard` holds `expected` (`None`: absent); says whether it
-    /// did. The default checks by reading first, which is right for one writer at a time;
-    /// implementations on a shared store make it one atomic step.
+    /// did. With [`Durability::Relaxed`] a crash shortly after may lose the writes (whole), on a
+    /// store that can defer making them durable. The default checks by reading first, which is
+    /// right for one writer at a time; implementations on a shared store make it one atomic step.
     async fn batch_if(
         &self,
         guard: &[u8],
         expected: Option<&[u8]>,
         ops: Vec<BatchOp>,
+        _durability: Durability,
     ) -> Result<bool> {
         batch_if_by_reading(self, guard, expected, ops).await
     }

@@ -98,3 +98,60 @@ test(`kill -9 during a PouchDB push, ${ROUNDS} rounds`, { timeout: 600000 }, asy
   assert.equal(rounds, ROUNDS);
   assert.ok(checked > 0, 'some documents were acknowledged before a kill');
 });
+
+// Replication checkpoints (`_local` documents) are committed without waiting for the disk: a
+// crash right after a replication may lose the last one. Replication then resumes from an
+// earlier checkpoint (or the start), re-sends what the server already has, and ends with every
+// document exactly once at its revision.
+test('kill -9 right after a replication: the checkpoint may be lost, replication resumes correctly', async () => {
+  let server = await startServer();
+  const { dataDir } = server;
+  try {
+    const docs = Array.from({ length: 300 }, (_, i) => ({ _id: `c-${String(i).padStart(4, '0')}`, i }));
+    const local = localDb('checkpoint');
+    await local.bulkDocs(docs);
+    // The checkpoint document's path and the revision of its last write, as the replicator
+    // writes it (after each batch, the same document).
+    let checkpoint;
+    let lastRev;
+    const remote = new PouchDB(`${server.url}/ckpt`, {
+      auth: ADMIN,
+      fetch: async (input, init) => {
+        const res = await PouchDB.fetch(input, init);
+        if (init?.method === 'PUT' && String(input).includes('/_local/') && res.ok) {
+          checkpoint = new URL(String(input)).pathname;
+          lastRev = (await res.clone().json()).rev;
+        }
+        return res;
+      },
+    });
+    const first = await local.replicate.to(remote);
+    assert.equal(first.docs_written, 300);
+    assert.ok(checkpoint, 'the replicator wrote a checkpoint');
+    await server.kill();
+    server = await startServer({ dataDir });
+    const after = await adminCall(server, 'GET', checkpoint);
+    const kept = after.status === 200 ? after.body._rev : null;
+    console.log(`the last checkpoint (${lastRev}) ${kept === lastRev ? 'survived' : `was lost in`} the crash; the server has ${kept ?? 'none'}`);
+    assert.ok([200, 404].includes(after.status));
+    const again = await local.replicate.to(recordingRemote(`${server.url}/ckpt`, new Map()));
+    assert.equal(again.ok, true);
+    assert.equal(again.doc_write_failures, 0);
+    const all = await call(server, 'GET', '/ckpt/_all_docs?include_docs=true&conflicts=true');
+    assert.equal(all.rows.length, 300);
+    const localRevs = new Map((await local.allDocs()).rows.map((r) => [r.id, r.value.rev]));
+    for (const row of all.rows) {
+      assert.equal(row.value.rev, localRevs.get(row.id), row.id);
+      assert.equal(row.doc._conflicts, undefined, row.id);
+    }
+    const info = await call(server, 'GET', '/ckpt');
+    assert.equal(info.doc_count, 300);
+    // And the checkpoint written now is there after a clean stop and start.
+    await server.stop();
+    server = await startServer({ dataDir });
+    assert.equal((await adminCall(server, 'GET', checkpoint)).status, 200);
+  } finally {
+    await server.stop();
+    server.cleanup();
+  }
+});

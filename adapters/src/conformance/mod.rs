@@ -115,6 +115,7 @@ async fn apply<S: Store + ?Sized>(store: &S, ops: Vec<Op>) -> Vec<u64> {
                 Batch {
                     ops,
                     preconditions: vec![],
+                    durability: Default::default(),
                 },
             )
             .await
@@ -126,6 +127,7 @@ async fn apply<S: Store + ?Sized>(store: &S, ops: Vec<Op>) -> Vec<u64> {
             let batch = Batch {
                 ops: vec![op],
                 preconditions: vec![],
+                durability: Default::default(),
             };
             versions.push(store.batch(NS, batch).await.unwrap());
         }

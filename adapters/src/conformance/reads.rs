@@ -134,6 +134,7 @@ pub async fn put_get_delete<S: Store + ?Sized>(store: &S) {
                     expiration: Some(2_000_000_000),
                 }],
                 preconditions: vec![],
+                durability: Default::default(),
             },
         )
         .await

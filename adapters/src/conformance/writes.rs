@@ -290,6 +290,7 @@ pub async fn large_items<S: Store + ?Sized>(store: &S) {
                     expiration: None,
                 }],
                 preconditions: vec![],
+                durability: Default::default(),
             },
         )
         .await

@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread;
@@ -67,6 +66,11 @@ type Finish = Box<dyn FnOnce(Result<()>) + Send>;
 /// Runs inside the shared write transaction; says whether it failed fatally (the transaction
 /// must be aborted) and how to answer once the commit is known.
 type WriteJob = Box<dyn FnOnce(&mut WriteCtx<'_>) -> (bool, Finish) + Send>;
+/// A job and how soon its commit must be on disk.
+type Queued = (WriteJob, crate::Durability);
+/// How long a relaxed commit may stay off the disk before the writer makes it durable (by
+/// default; [`RedbStore::open_with`]).
+const RELAXED_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 struct WriteCtx<'t> {
     data: Table<'t, &'static [u8], &'static [u8]>,
@@ -85,11 +89,11 @@ type SpaceMap = Arc<RwLock<HashMap<String, u32>>>;
 
 pub struct RedbStore {
     spaces: SpaceMap,
-    writer: Mutex<Option<mpsc::Sender<WriteJob>>>,
+    writer: Mutex<Option<mpsc::Sender<Queued>>>,
     readers: Mutex<Option<mpsc::Sender<ReadJob>>>,
     hub: Arc<WatchHub>,
     cache: Arc<HotCache>,
-    closed: AtomicBool,
+    closed: crate::OpenState,
     /// Each thread drops its sender when it ends; `close` waits for all of them.
     done: Mutex<Vec<oneshot::Receiver<()>>>,
 }
@@ -101,6 +105,12 @@ fn backend<E: std::fmt::Display>(e: E) -> StoreError {
 impl RedbStore {
     /// Opens (or creates) the database file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, RELAXED_FOR)
+    }
+
+    /// [`RedbStore::open`], with relaxed batches made durable at most `relaxed_for` after
+    /// their commit (when no durable batch came first).
+    pub fn open_with(path: impl AsRef<Path>, relaxed_for: std::time::Duration) -> Result<Self> {
         // redb's default page cache is 1 GiB, which a long-running server fills as its file
         // grows; a fixed one keeps the process's memory flat (the OS page cache still helps).
         let db = Database::builder()
@@ -137,14 +147,22 @@ impl RedbStore {
         let cache = Arc::new(HotCache::default());
         let mut done = Vec::new();
 
-        let (wtx, wrx) = mpsc::channel::<WriteJob>();
+        let (wtx, wrx) = mpsc::channel::<Queued>();
         let (dtx, drx) = oneshot::channel();
         done.push(drx);
         let (wdb, whub, wspaces, wcache) = (db.clone(), hub.clone(), spaces.clone(), cache.clone());
         thread::Builder::new()
             .name("couchkv-redb-writer".into())
             .spawn(move || {
-                writer_loop(&wdb, &whub, &wcache, &wspaces, wrx, (version, next_space));
+                writer_loop(
+                    &wdb,
+                    &whub,
+                    &wcache,
+                    &wspaces,
+                    wrx,
+                    (version, next_space),
+                    relaxed_for,
+                );
                 // The file lock goes with the last handle: release it before saying "done".
                 drop(wdb);
                 drop(dtx);
@@ -172,7 +190,7 @@ impl RedbStore {
             readers: Mutex::new(Some(rtx)),
             hub,
             cache,
-            closed: AtomicBool::new(false),
+            closed: crate::OpenState::default(),
             done: Mutex::new(done),
         })
     }
@@ -192,11 +210,7 @@ impl RedbStore {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(StoreError::Closed)
-        } else {
-            Ok(())
-        }
+        self.closed.check()
     }
 
     async fn read<T: Send + 'static>(
@@ -221,6 +235,14 @@ impl RedbStore {
         &self,
         f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.write_with(crate::Durability::Immediate, f).await
+    }
+
+    async fn write_with<T: Send + 'static>(
+        &self,
+        durability: crate::Durability,
+        f: impl FnOnce(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         self.check_open()?;
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let job: WriteJob = Box::new(move |ctx| {
@@ -234,7 +256,9 @@ impl RedbStore {
         {
             let guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             let sender = guard.as_ref().ok_or(StoreError::Closed)?;
-            sender.send(job).map_err(|_| StoreError::Closed)?;
+            sender
+                .send((job, durability))
+                .map_err(|_| StoreError::Closed)?;
         }
         rx.await
             .map_err(|_| StoreError::Backend("the write was not carried out".into()))?
@@ -453,7 +477,8 @@ impl Store for RedbStore {
 
     async fn batch(&self, ns: &str, batch: Batch) -> Result<u64> {
         let ns = ns.to_owned();
-        self.write(move |ctx| apply_batch(ctx, &ns, batch)).await
+        self.write_with(batch.durability, move |ctx| apply_batch(ctx, &ns, batch))
+            .await
     }
 
     async fn watch(&self, ns: &str, prefix: &str) -> Result<EventStream> {
@@ -462,7 +487,7 @@ impl Store for RedbStore {
     }
 
     async fn close(&self) -> Result<()> {
-        self.closed.store(true, Ordering::Release);
+        self.closed.close();
         // Dropping the senders ends the threads once the queued jobs are done.
         self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         self.readers
@@ -482,6 +507,111 @@ impl Store for RedbStore {
 mod tests {
     use super::*;
     use crate::StoreExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const CHILD: &str = "COUCHKV_REDB_CRASH_CHILD";
+
+    fn relaxed(key: &str) -> Batch {
+        let batch = Batch::new()
+            .put(key, Bytes::from_static(b"v"))
+            .put(format!("{key}-2"), Bytes::from_static(b"v"));
+        Batch {
+            durability: crate::Durability::Relaxed,
+            ..batch
+        }
+    }
+
+    /// In a child process (this test binary run again): a durable write, then relaxed ones
+    /// (and, with `wait`, time for the writer to make them durable), then a crash.
+    fn crashing_child(dir: &str, wait: bool) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            // Without waiting, a window no test run outlasts: the crash comes first, surely.
+            let window = if wait { RELAXED_FOR } else { RELAXED_FOR * 600 };
+            let store = RedbStore::open_with(Path::new(dir).join("db.redb"), window).unwrap();
+            store.create_namespace("ns", "ns").await.unwrap();
+            store
+                .put("ns", "durable", Bytes::from_static(b"v"))
+                .await
+                .unwrap();
+            store.batch("ns", relaxed("relaxed")).await.unwrap();
+            assert!(
+                store.get("ns", "relaxed").await.unwrap().is_some(),
+                "read back at once"
+            );
+            if wait {
+                std::thread::sleep(RELAXED_FOR * 3);
+            }
+        });
+        std::process::abort();
+    }
+
+    /// Runs `test` of this binary in a child process that crashes; what survived in `dir`.
+    fn after_a_crash(test: &str, dir: &std::path::Path) -> (bool, bool) {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([test, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD, dir)
+            .status()
+            .unwrap();
+        assert!(!status.success(), "the child crashed");
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let store = RedbStore::open(dir.join("db.redb")).unwrap();
+            let durable = store.get("ns", "durable").await.unwrap().is_some();
+            let relaxed = store.get("ns", "relaxed").await.unwrap().is_some();
+            let second = store.get("ns", "relaxed-2").await.unwrap().is_some();
+            store.close().await.unwrap();
+            assert_eq!(
+                relaxed, second,
+                "a relaxed batch survives whole or not at all"
+            );
+            (durable, relaxed)
+        })
+    }
+
+    /// A crash right after a relaxed batch keeps every durable batch before it, and the relaxed
+    /// one whole or not at all (a killed process's writes may still reach the disk through the
+    /// OS; a machine that loses power loses them).
+    #[test]
+    fn a_crash_keeps_durable_batches_and_a_fresh_relaxed_one_whole_or_not() {
+        if let Ok(dir) = std::env::var(CHILD) {
+            crashing_child(&dir, false);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let test =
+            "redb_store::tests::a_crash_keeps_durable_batches_and_a_fresh_relaxed_one_whole_or_not";
+        let (durable, relaxed) = after_a_crash(test, dir.path());
+        assert!(durable);
+        eprintln!(
+            "the relaxed batch {}",
+            if relaxed { "survived" } else { "was lost" }
+        );
+    }
+
+    /// The writer makes a relaxed batch durable on its own within `RELAXED_FOR`.
+    #[test]
+    fn a_relaxed_batch_is_durable_soon_after() {
+        if let Ok(dir) = std::env::var(CHILD) {
+            crashing_child(&dir, true);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let test = "redb_store::tests::a_relaxed_batch_is_durable_soon_after";
+        assert_eq!(after_a_crash(test, dir.path()), (true, true));
+    }
+
+    /// Closing the store makes relaxed batches durable.
+    #[tokio::test]
+    async fn closing_makes_relaxed_batches_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.redb");
+        let store = RedbStore::open(&path).unwrap();
+        store.create_namespace("ns", "ns").await.unwrap();
+        store.batch("ns", relaxed("a")).await.unwrap();
+        store.close().await.unwrap();
+        let store = RedbStore::open(&path).unwrap();
+        assert!(store.get("ns", "a").await.unwrap().is_some());
+        store.close().await.unwrap();
+    }
 
     #[test]
     fn record_roundtrip() {

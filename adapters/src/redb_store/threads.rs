@@ -8,10 +8,28 @@ pub(super) fn writer_loop(
     hub: &WatchHub,
     cache: &HotCache,
     spaces: &RwLock<HashMap<String, u32>>,
-    rx: mpsc::Receiver<WriteJob>,
+    rx: mpsc::Receiver<Queued>,
     mut counters: (u64, u32),
+    relaxed_for: std::time::Duration,
 ) {
-    while let Ok(first) = rx.recv() {
+    // A relaxed commit not yet followed by a durable one: made durable after `relaxed_for`.
+    let mut pending = false;
+    loop {
+        let first = if pending {
+            match rx.recv_timeout(relaxed_for) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    pending = !make_durable(db);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            }
+        };
         let mut jobs = vec![first];
         while jobs.len() < GROUP {
             match rx.try_recv() {
@@ -19,8 +37,12 @@ pub(super) fn writer_loop(
                 Err(_) => break,
             }
         }
-        match run_group(db, jobs, counters) {
+        // One durable job makes the whole group (and every relaxed commit before it) durable.
+        let durable = jobs.iter().any(|(_, d)| *d == crate::Durability::Immediate);
+        let jobs = jobs.into_iter().map(|(job, _)| job).collect();
+        match run_group(db, jobs, counters, durable) {
             Ok(done) => {
+                pending = !durable;
                 counters = done.counters;
                 // Before anyone hears of the commit, so no read after the ack finds the old value.
                 if done.space_changes.iter().any(|(_, n)| n.is_none()) {
@@ -53,6 +75,18 @@ pub(super) fn writer_loop(
             }
         }
     }
+    // Closing: what was committed relaxed goes to disk before the file is let go.
+    if pending {
+        make_durable(db);
+    }
+}
+
+/// An empty durable commit, which makes every relaxed commit before it durable. Whether it did.
+fn make_durable(db: &Database) -> bool {
+    match db.begin_write() {
+        Ok(txn) => txn.commit().is_ok(),
+        Err(_) => false,
+    }
 }
 
 pub(super) struct GroupOk {
@@ -67,12 +101,19 @@ pub(super) fn run_group(
     db: &Database,
     jobs: Vec<WriteJob>,
     (version, next_space): (u64, u32),
+    durable: bool,
 ) -> std::result::Result<GroupOk, (StoreError, Vec<Finish>)> {
     let mut finishers = Vec::with_capacity(jobs.len());
-    let txn: WriteTransaction = match db.begin_write() {
+    let mut txn: WriteTransaction = match db.begin_write() {
         Ok(t) => t,
         Err(e) => return Err((backend(e), finishers)),
     };
+    if !durable {
+        // Off the disk until the next durable commit: a crash before it loses this group whole.
+        if let Err(e) = txn.set_durability(redb::Durability::None) {
+            return Err((backend(e), finishers));
+        }
+    }
     pub(super) type Staged = (
         (u64, u32),
         Vec<(String, Vec<Event>)>,

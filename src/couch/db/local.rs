@@ -39,10 +39,12 @@ impl Db {
                     inc.deleted,
                 )
                 .await?;
+            // Relaxed: a local document (a replication checkpoint) lost in a crash only makes
+            // the replicator redo a batch it already wrote; documents stay durable.
             if self
                 .inner
                 .store
-                .batch_if(&key, before.as_deref(), staging.ops)
+                .batch_if_relaxed(&key, before.as_deref(), staging.ops)
                 .await?
             {
                 return Ok(rev);
