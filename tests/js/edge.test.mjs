@@ -205,7 +205,9 @@ test('at the edge: each database is an object of its own; the catalog lists, del
     headers: { 'x-couchkv-session': JSON.stringify({ user: { name: 'x', roles: ['_admin'] }, method: 'default' }) },
   });
   assert.equal(posing.status, 401);
-  assert.equal((await fetch(`${edge.url}/_edge/route`, { method: 'POST' })).status, 404);
+  for (const internal of ['/_edge/session', '/_edge/catalog', '/_edge/drop']) {
+    assert.equal((await fetch(`${edge.url}${internal}`, { method: 'POST', headers: { Authorization: adminHeader } })).status, 404, internal);
+  }
 });
 
 test('at the edge: sign up, log in, live-sync the own database; nobody else gets in; JWTs', async () => {
