@@ -46,12 +46,7 @@ pub struct DatabaseObject {
 
 impl DatabaseObject {
     async fn core(&self) -> Result<Core> {
-        if let Some(core) = self.core.borrow().as_ref() {
-            return Ok(core.clone());
-        }
-        let core = Core::open(&self.state, &self.env).await?;
-        *self.core.borrow_mut() = Some(core.clone());
-        Ok(core)
+        Core::of(&self.core, &self.state, &self.env).await
     }
 
     /// The catalog's facts about `name`: remembered, or asked for again.

@@ -86,6 +86,20 @@ impl Core {
         Ok(Core { state, router })
     }
 
+    /// The object's core in `cell`, opened on its first request and kept while it lives.
+    pub async fn of(
+        cell: &std::cell::RefCell<Option<Core>>,
+        state: &State,
+        env: &Env,
+    ) -> Result<Core> {
+        if let Some(core) = cell.borrow().as_ref() {
+            return Ok(core.clone());
+        }
+        let core = Core::open(state, env).await?;
+        *cell.borrow_mut() = Some(core.clone());
+        Ok(core)
+    }
+
     /// Runs a request through the router.
     pub async fn serve(&self, req: axum::extract::Request) -> Result<Response> {
         let mut router = self.router.clone();

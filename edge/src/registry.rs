@@ -29,12 +29,7 @@ pub struct RegistryObject {
 
 impl RegistryObject {
     async fn core(&self) -> Result<Core> {
-        if let Some(core) = self.core.borrow().as_ref() {
-            return Ok(core.clone());
-        }
-        let core = Core::open(&self.state, &self.env).await?;
-        *self.core.borrow_mut() = Some(core.clone());
-        Ok(core)
+        Core::of(&self.core, &self.state, &self.env).await
     }
 
     /// `POST /_edge/session` with the client's credentials headers: [`Asserted`], or the
