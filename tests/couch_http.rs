@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use couchkv::http::HttpConfig;
-use couchkv::server::COUCH_NAMESPACE;
 use couchkv_adapters::MemoryStore;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
@@ -794,7 +793,7 @@ async fn wait_watchers(store: &MemoryStore, n: usize) {
     assert!(
         common::couch_watchers_reach(store, n, Duration::from_secs(1)).await,
         "expected {n} watchers, have {}",
-        store.watchers(COUCH_NAMESPACE)
+        common::couch_watchers(store).await
     );
 }
 
@@ -849,4 +848,47 @@ async fn cors_for_allowed_origins_only() {
         .await
         .unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn all_dbs_pages_like_couchdb() {
+    let s = server().await;
+    for n in ["a1", "a2", "b1", "b2", "c1"] {
+        assert_eq!(s.put(&format!("/{n}"), "").await.0, StatusCode::CREATED);
+    }
+    let cases = [
+        ("", json!(["_users", "a1", "a2", "b1", "b2", "c1"])),
+        ("?startkey=%22b%22", json!(["b1", "b2", "c1"])),
+        ("?start_key=%22a2%22&limit=2", json!(["a2", "b1"])),
+        (
+            "?startkey=%22a%22&endkey=%22b1%22",
+            json!(["a1", "a2", "b1"]),
+        ),
+        (
+            "?startkey=%22a%22&end_key=%22b1%22&inclusive_end=false",
+            json!(["a1", "a2"]),
+        ),
+        ("?descending=true&limit=3", json!(["c1", "b2", "b1"])),
+        (
+            "?descending=true&startkey=%22b1%22&endkey=%22a2%22",
+            json!(["b1", "a2"]),
+        ),
+        ("?skip=2&limit=2", json!(["a2", "b1"])),
+        ("?skip=10", json!([])),
+        ("?limit=0", json!([])),
+    ];
+    for (query, want) in cases {
+        let (status, v) = s.get(&format!("/_all_dbs{query}")).await;
+        assert_eq!((status, v), (StatusCode::OK, want), "{query}");
+    }
+    for bad in [
+        "?startkey=1",
+        "?startkey=nojson",
+        "?limit=-1",
+        "?descending=maybe",
+    ] {
+        let (status, v) = s.get(&format!("/_all_dbs{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert_eq!(v["error"], "bad_request", "{bad}: {v}");
+    }
 }

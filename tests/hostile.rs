@@ -755,7 +755,7 @@ async fn a_client_that_stops_reading_is_cut_off() {
             .unwrap();
         assert_eq!(r.status(), 201);
     }
-    let before = server.store.watchers(couchkv::server::COUCH_NAMESPACE);
+    let before = common::couch_watchers(&server.store).await;
     let addr = base.trim_start_matches("http://");
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     tcp.write_all(

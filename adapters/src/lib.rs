@@ -387,6 +387,10 @@ pub struct Capabilities {
     /// The longest key (UTF-8 bytes) the store holds: Workers KV's 512, less where a backend
     /// adds a prefix of its own (namespaces inside one Worker binding).
     pub max_key_bytes: usize,
+    /// Writes to different namespaces never wait on each other (no lock, row or writer in
+    /// common) and a namespace costs little (a row), so a layer above may give each of its
+    /// databases a namespace of its own (couch does).
+    pub independent_namespaces: bool,
 }
 
 impl Capabilities {
@@ -402,6 +406,7 @@ impl Capabilities {
         versions: true,
         native_expiry: false,
         max_key_bytes: 512,
+        independent_namespaces: false,
     };
     /// A plain Workers KV namespace: get, put, delete and a forward list by prefix, no versions,
     /// watched by polling (durability and expiry are the service's, set by each backend).
@@ -415,6 +420,7 @@ impl Capabilities {
         versions: false,
         native_expiry: false,
         max_key_bytes: 512,
+        independent_namespaces: false,
     };
 }
 

@@ -65,6 +65,21 @@ impl Params {
         }
     }
 
+    /// The first of `names` given, as a JSON string (`startkey="a"`, or its alias `start_key`).
+    pub fn json_string(&self, names: &[&str]) -> Result<Option<String>, CouchError> {
+        for n in names {
+            if let Some(v) = self.json(n)? {
+                return match v {
+                    Value::String(s) => Ok(Some(s)),
+                    _ => Err(CouchError::bad_request(format!(
+                        "{n} must be a JSON string"
+                    ))),
+                };
+            }
+        }
+        Ok(None)
+    }
+
     /// A parameter CouchDB takes as JSON (`startkey="a"`, `keys=[…]`, `open_revs=[…]`).
     pub fn json(&self, k: &str) -> Result<Option<Value>, CouchError> {
         match self.get(k) {

@@ -13,7 +13,7 @@ use crate::auth::{Auth, AuthConfig, SYSTEM_NAMESPACE, USERS_DB};
 use crate::clock::{Clock, IdSource};
 use crate::couch::{Couch, CouchError, ErrorKind};
 use crate::kv::Kv;
-use crate::level::{KvLevel, LevelDb, LevelError};
+use crate::level::{KvLevel, LevelDb, LevelError, NamespaceSpaces};
 use crate::runtime::Runtime;
 use crate::service::CouchService;
 
@@ -104,8 +104,19 @@ pub async fn open_couch(kv: &Kv, ids: Arc<dyn IdSource>) -> Result<Couch, SetupE
     let level = KvLevel::new(kv.namespace(COUCH_NAMESPACE), "");
     let db = LevelDb::opened(level).await?;
     // Several nodes share a store only where its changes reach every node.
-    let shared = kv.store().capabilities().watch == couchkv_adapters::WatchKind::CrossNode;
-    Ok(Couch::new(db, ids)?.shared(shared))
+    let caps = kv.store().capabilities();
+    let shared = caps.watch == couchkv_adapters::WatchKind::CrossNode;
+    let couch = Couch::new(db, ids)?.shared(shared);
+    // Where the store's namespaces take no lock in common, each database gets its own: commits
+    // to different databases never wait on each other, on any node.
+    Ok(if caps.independent_namespaces {
+        couch.with_spaces(Arc::new(NamespaceSpaces::new(
+            kv.clone(),
+            crate::kv::UNEXPIRING_PREFIX,
+        )))
+    } else {
+        couch
+    })
 }
 
 const AUTH_SECRET_KEY: &str = "auth_secret";

@@ -26,6 +26,10 @@ pub use error::KvError;
 
 pub type Result<T, E = KvError> = std::result::Result<T, E>;
 
+/// Namespaces whose ids start with this hold no key with an expiration (couch keeps a database
+/// in each on some stores; there may be millions), so the expiry sweep does not visit them.
+pub const UNEXPIRING_PREFIX: &str = "_couchkv_db_";
+
 /// The KV service: namespaces over one store.
 #[derive(Clone)]
 pub struct Kv {
@@ -90,10 +94,14 @@ impl Kv {
     }
 
     /// Removes expired keys from every namespace, up to `limit` per namespace; returns how many.
+    /// Namespaces named with [`UNEXPIRING_PREFIX`] are passed by.
     pub async fn sweep(&self, limit: usize) -> Result<usize> {
         let now = self.clock.now_secs();
         let mut removed = 0;
         for ns in self.store.list_namespaces().await? {
+            if ns.id.starts_with(UNEXPIRING_PREFIX) {
+                continue;
+            }
             match self.store.sweep_expired(&ns.id, now, limit).await {
                 Ok(n) => removed += n,
                 // Deleted while we swept: nothing left to expire.

@@ -19,6 +19,7 @@ mod iter;
 pub mod keycode;
 mod kv_level;
 mod memory;
+mod spaces;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -38,6 +39,7 @@ pub use handle::{LevelDb, Status};
 pub use iter::{Entries, Iter, Keys, Values};
 pub use kv_level::KvLevel;
 pub use memory::MemoryLevel;
+pub use spaces::{NamespaceSpaces, Spaces};
 
 pub type Result<T, E = LevelError> = std::result::Result<T, E>;
 

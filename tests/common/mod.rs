@@ -70,12 +70,36 @@ pub async fn start_with(http: HttpConfig, conn: ConnLimits) -> InProcess {
     }
 }
 
-/// Waits up to `within` for the CouchDB namespace's store watchers (one per live feed) to number
+/// The namespaces couch keeps data in: its own, and one per database where each has its own.
+async fn couch_namespaces(store: &MemoryStore) -> Vec<String> {
+    use couchkv_adapters::Namespaces;
+    store
+        .list_namespaces()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.id)
+        .filter(|id| {
+            id == couchkv::server::COUCH_NAMESPACE || id.starts_with(couchkv::kv::UNEXPIRING_PREFIX)
+        })
+        .collect()
+}
+
+/// The store watchers (one per live feed) on couch's namespaces.
+pub async fn couch_watchers(store: &MemoryStore) -> usize {
+    let mut n = 0;
+    for ns in couch_namespaces(store).await {
+        n += store.watchers(&ns);
+    }
+    n
+}
+
+/// Waits up to `within` for the CouchDB namespaces' store watchers (one per live feed) to number
 /// `n`; says whether they did.
 pub async fn couch_watchers_reach(store: &MemoryStore, n: usize, within: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        if store.watchers(couchkv::server::COUCH_NAMESPACE) == n {
+        if couch_watchers(store).await == n {
             return true;
         }
         if tokio::time::Instant::now() >= deadline {
@@ -85,17 +109,21 @@ pub async fn couch_watchers_reach(store: &MemoryStore, n: usize, within: Duratio
     }
 }
 
-/// Every level key the CouchDB namespace holds, decoded (lossily) to text, so a test can see
-/// what a database keeps: `!d!!<n>!!m!<id>`, `!a!<id>\0<digest>`, …
+/// Every level key couch's namespaces hold, decoded (lossily) to text, so a test can see what a
+/// database keeps: `!m!<id>`, `!a!<id>\0<digest>`, …
 pub async fn all_keys(store: &MemoryStore) -> Vec<String> {
-    use couchkv_adapters::{ListOptions, Store};
     let mut out = Vec::new();
+    for ns in couch_namespaces(store).await {
+        keys_of(store, &ns, &mut out).await;
+    }
+    out
+}
+
+async fn keys_of(store: &MemoryStore, ns: &str, out: &mut Vec<String>) {
+    use couchkv_adapters::{ListOptions, Store};
     let mut opts = ListOptions::default();
     loop {
-        let page = store
-            .list(couchkv::server::COUCH_NAMESPACE, &opts)
-            .await
-            .unwrap();
+        let page = store.list(ns, &opts).await.unwrap();
         for e in &page.entries {
             // Level keys are stored as "d" + their encoding.
             let key = e
@@ -108,7 +136,7 @@ pub async fn all_keys(store: &MemoryStore) -> Vec<String> {
         }
         match page.entries.last() {
             Some(last) if page.more => opts.start = std::ops::Bound::Excluded(last.key.clone()),
-            _ => return out,
+            _ => return,
         }
     }
 }

@@ -379,6 +379,9 @@ impl Store for PostgresStore {
         Capabilities {
             watch: WatchKind::CrossNode,
             durable: true,
+            // Each namespace has its own version row: commits to two namespaces take no lock
+            // in common.
+            independent_namespaces: true,
             ..Capabilities::ORDERED
         }
     }

@@ -270,6 +270,11 @@ impl Db {
         })
     }
 
+    /// Whether a handle other than this one is alive (a request or feed is using the database).
+    pub(super) fn in_use(&self) -> bool {
+        Arc::strong_count(&self.inner) > 1
+    }
+
     pub(super) async fn mark_deleted(&self) {
         // Taken under the writer lock: no write is half-way when the flag flips.
         let _w = self.inner.writer.lock().await;

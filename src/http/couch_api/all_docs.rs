@@ -3,19 +3,7 @@
 use super::*;
 
 pub(super) fn all_docs_options(p: &Params, keys: Option<Vec<String>>) -> Result<AllDocsOptions> {
-    let key_param = |names: &[&str]| -> Result<Option<String>> {
-        for n in names {
-            if let Some(v) = p.json(n)? {
-                return match v {
-                    Value::String(s) => Ok(Some(s)),
-                    _ => Err(CouchError::bad_request(format!(
-                        "{n} must be a JSON string"
-                    ))),
-                };
-            }
-        }
-        Ok(None)
-    };
+    let key_param = |names: &[&str]| p.json_string(names);
     let key = key_param(&["key"])?;
     let mut opts = AllDocsOptions {
         start: key_param(&["startkey", "start_key"])?,

@@ -17,8 +17,8 @@ use crate::auth::Session;
 use crate::couch::limits::{self, ListKind};
 use crate::couch::revs::Rev;
 use crate::couch::{
-    AllDocsCursor, AllDocsOptions, BulkGetItem, CouchError, Db, DocOptions, OpenRevs, WriteResult,
-    ALL_DOCS_PAGE,
+    AllDocsCursor, AllDocsOptions, BulkGetItem, Couch, CouchError, Db, DbNames, DocOptions,
+    OpenRevs, WriteResult, ALL_DOCS_PAGE,
 };
 
 mod all_docs;
