@@ -238,7 +238,10 @@ impl Inner {
         let s = &self.schema;
         client
             .query_opt(
-                &format!("SELECT num FROM {s}.namespaces WHERE id = $1"),
+                &client
+                    .prepare_cached(&format!("SELECT num FROM {s}.namespaces WHERE id = $1"))
+                    .await
+                    .map_err(pg_err)?,
                 &[&ns],
             )
             .await
@@ -392,12 +395,15 @@ impl Store for PostgresStore {
         // One round trip tells a missing namespace from a missing key.
         let row = client
             .query_opt(
-                &format!(
-                    "SELECT n.num, kv.value, kv.metadata, kv.expiration, kv.version
+                &client
+                    .prepare_cached(&format!(
+                        "SELECT n.num, kv.value, kv.metadata, kv.expiration, kv.version
                      FROM {s}.namespaces n
                      LEFT JOIN {s}.kv kv ON kv.ns = n.num AND kv.key = $2
                      WHERE n.id = $1"
-                ),
+                    ))
+                    .await
+                    .map_err(pg_err)?,
                 &[&ns, &key.as_bytes()],
             )
             .await
@@ -416,10 +422,13 @@ impl Store for PostgresStore {
         let wanted: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
         let rows = client
             .query(
-                &format!(
-                    "SELECT key, value, metadata, expiration, version FROM {s}.kv
+                &client
+                    .prepare_cached(&format!(
+                        "SELECT key, value, metadata, expiration, version FROM {s}.kv
                      WHERE ns = $1 AND key = ANY($2)"
-                ),
+                    ))
+                    .await
+                    .map_err(pg_err)?,
                 &[&num, &wanted],
             )
             .await
@@ -458,13 +467,16 @@ impl Store for PostgresStore {
         } else {
             " ORDER BY key"
         });
-        // One more than asked tells whether more follow.
-        sql.push_str(&format!(" LIMIT {}", limit + 1));
+        // One more than asked tells whether more follow. A parameter, so the statement text
+        // repeats and is prepared once per connection.
+        params.push(Box::new(i64::try_from(limit + 1).unwrap_or(i64::MAX)));
+        sql.push_str(&format!(" LIMIT ${}", params.len()));
         let refs: Vec<&(dyn ToSql + Sync)> = params
             .iter()
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
             .collect();
-        let rows = client.query(&sql, &refs).await.map_err(pg_err)?;
+        let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+        let rows = client.query(&stmt, &refs).await.map_err(pg_err)?;
         let more = rows.len() > limit;
         let mut entries = Vec::with_capacity(rows.len().min(limit));
         for row in rows.into_iter().take(limit) {

@@ -17,10 +17,12 @@ impl Inner {
         let txn = client.transaction().await.map_err(pg_err)?;
         let Some(row) = txn
             .query_opt(
-                &format!(
+                &txn.prepare_cached(&format!(
                     "UPDATE {s}.namespaces SET version = version + 1 WHERE id = $1
                      RETURNING num, version"
-                ),
+                ))
+                .await
+                .map_err(pg_err)?,
                 &[&ns],
             )
             .await
@@ -37,7 +39,11 @@ impl Inner {
                 .collect();
             let current: HashMap<Vec<u8>, i64> = txn
                 .query(
-                    &format!("SELECT key, version FROM {s}.kv WHERE ns = $1 AND key = ANY($2)"),
+                    &txn.prepare_cached(&format!(
+                        "SELECT key, version FROM {s}.kv WHERE ns = $1 AND key = ANY($2)"
+                    ))
+                    .await
+                    .map_err(pg_err)?,
                     &[&num, &keys],
                 )
                 .await
@@ -78,14 +84,14 @@ impl Inner {
         }
         if !pk.is_empty() {
             txn.execute(
-                &format!(
+                &txn.prepare_cached(&format!(
                     "INSERT INTO {s}.kv (ns, key, value, metadata, expiration, version)
                      SELECT $1, k, v, m, e, $6
                      FROM unnest($2::bytea[], $3::bytea[], $4::text[], $5::bigint[]) AS t(k, v, m, e)
                      ON CONFLICT (ns, key) DO UPDATE SET value = EXCLUDED.value,
                        metadata = EXCLUDED.metadata, expiration = EXCLUDED.expiration,
                        version = EXCLUDED.version"
-                ),
+                )).await.map_err(pg_err)?,
                 &[&num, &pk, &pv, &pm, &pe, &version],
             )
             .await
@@ -93,7 +99,11 @@ impl Inner {
         }
         if !dk.is_empty() {
             txn.execute(
-                &format!("DELETE FROM {s}.kv WHERE ns = $1 AND key = ANY($2)"),
+                &txn.prepare_cached(&format!(
+                    "DELETE FROM {s}.kv WHERE ns = $1 AND key = ANY($2)"
+                ))
+                .await
+                .map_err(pg_err)?,
                 &[&num, &dk],
             )
             .await
@@ -104,10 +114,12 @@ impl Inner {
             Default::default()
         } else {
             txn.query(
-                &format!(
+                &txn.prepare_cached(&format!(
                     "DELETE FROM {s}.kv WHERE ns = $1 AND key = ANY($2)
                      AND ($3::bigint IS NULL OR expiration <= $3) RETURNING key"
-                ),
+                ))
+                .await
+                .map_err(pg_err)?,
                 &[&num, &ek, &expire_before],
             )
             .await
@@ -139,20 +151,27 @@ impl Inner {
         }
         if !ck.is_empty() {
             txn.execute(
-                &format!(
+                &txn.prepare_cached(&format!(
                     "INSERT INTO {s}.changes (ns, version, idx, key, kind, metadata, expiration)
                      SELECT $1, $2, o::integer, k, c, m, e
                      FROM unnest($3::bytea[], $4::smallint[], $5::text[], $6::bigint[])
                        WITH ORDINALITY AS t(k, c, m, e, o)"
-                ),
+                ))
+                .await
+                .map_err(pg_err)?,
                 &[&num, &version, &ck, &ckind, &cm, &ce],
             )
             .await
             .map_err(pg_err)?;
             let params: [&(dyn ToSql + Sync); 2] = [&self.channel, &num.to_string()];
-            txn.execute("SELECT pg_notify($1, $2)", &params)
-                .await
-                .map_err(pg_err)?;
+            txn.execute(
+                &txn.prepare_cached("SELECT pg_notify($1, $2)")
+                    .await
+                    .map_err(pg_err)?,
+                &params,
+            )
+            .await
+            .map_err(pg_err)?;
         }
         txn.commit().await.map_err(pg_err)?;
         Ok((version as u64, expired.len()))
