@@ -16,12 +16,13 @@ mod support;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use http_body_util::BodyExt;
-use hyper::Method;
+use hyper::body::Incoming;
+use hyper::{Method, Response};
 use serde_json::{json, Value};
 use support::{cpu_secs, percentile, rss_mib, wait_up, Conn, Server};
 
@@ -62,6 +63,15 @@ struct Run {
     rss: Vec<f64>,
 }
 
+/// Tells the feeds to stop. A watch, not a `Notify`: a subscriber busy with a frame when it is
+/// sent still sees it at its next wait.
+type Stop = tokio::sync::watch::Receiver<bool>;
+
+async fn stopped(stop: &Stop) {
+    let mut stop = stop.clone();
+    let _ = stop.wait_for(|s| *s).await;
+}
+
 /// When each write was sent, in µs since the run began (0: not sent, or failed).
 struct Sent {
     t0: Instant,
@@ -95,38 +105,35 @@ fn deliver(sub: &mut Subscriber, sent: &Sent, row: &Value) {
     }
 }
 
+/// The feed's connection and its answer, once the server said 200.
+async fn open_eventsource(addr: &str, db: &str) -> Option<(Conn, Response<Incoming>)> {
+    let mut conn = Conn::open(addr).await.ok()?;
+    let path = format!("/{db}/_changes?feed=eventsource&since=0&heartbeat=10000");
+    let resp = conn.start(Method::GET, &path, None).await.ok()?;
+    (resp.status() == 200).then_some((conn, resp))
+}
+
 async fn eventsource(
     addr: String,
     db: String,
     mut sub: Subscriber,
     sent: Arc<Sent>,
     ready: Arc<AtomicUsize>,
-    stop: Arc<tokio::sync::Notify>,
+    stop: Stop,
 ) -> Subscriber {
-    let mut conn = match Conn::open(&addr).await {
-        Ok(c) => c,
-        Err(_) => {
-            sub.errors += 1;
-            ready.fetch_add(1, Ordering::SeqCst);
-            return sub;
-        }
-    };
-    let path = format!("/{db}/_changes?feed=eventsource&since=0&heartbeat=10000");
-    let resp = match conn.start(Method::GET, &path, None).await {
-        Ok(r) if r.status() == 200 => r,
-        _ => {
-            sub.errors += 1;
-            ready.fetch_add(1, Ordering::SeqCst);
-            return sub;
-        }
-    };
+    let opened = open_eventsource(&addr, &db).await;
     ready.fetch_add(1, Ordering::SeqCst);
+    // The connection stays alive as long as its feed is read.
+    let Some((_conn, resp)) = opened else {
+        sub.errors += 1;
+        return sub;
+    };
     let mut body = resp.into_body();
     let mut buf: Vec<u8> = Vec::new();
     loop {
         let frame = tokio::select! {
             f = body.frame() => f,
-            _ = stop.notified() => break,
+            _ = stopped(&stop) => break,
         };
         let Some(Ok(frame)) = frame else {
             sub.errors += 1;
@@ -157,7 +164,7 @@ async fn longpoll(
     mut sub: Subscriber,
     sent: Arc<Sent>,
     ready: Arc<AtomicUsize>,
-    stop: Arc<tokio::sync::Notify>,
+    stop: Stop,
 ) -> Subscriber {
     let mut since = Value::from(0);
     let mut first = true;
@@ -176,7 +183,7 @@ async fn longpoll(
         }
         let answer = tokio::select! {
             a = call => a,
-            _ = stop.notified() => break,
+            _ = stopped(&stop) => break,
         };
         match answer {
             Ok((200, body)) => {
@@ -214,7 +221,7 @@ async fn run(args: &Args, server: &Server, round: usize, rate: f64) -> Run {
         at: (0..total).map(|_| AtomicU64::new(0)).collect(),
     });
     let ready = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(tokio::sync::Notify::new());
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let mut subs = Vec::new();
     for k in 0..args.subscribers {
         let db = k % args.dbs;
@@ -241,7 +248,8 @@ async fn run(args: &Args, server: &Server, round: usize, rate: f64) -> Run {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Writes: a pacer hands write numbers to the writer connections at the rate.
-    let (tx, rx) = async_channel(total);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let write_errors = Arc::new(AtomicUsize::new(0));
     let mut writers = Vec::new();
     for _ in 0..args.writers {
@@ -254,7 +262,11 @@ async fn run(args: &Args, server: &Server, round: usize, rate: f64) -> Run {
         );
         writers.push(tokio::spawn(async move {
             let mut conn = Conn::open(&addr).await.expect("a writer connection");
-            while let Some(i) = next(&rx).await {
+            loop {
+                // The lock is held only while waiting for the next number.
+                let Some(i) = rx.lock().await.recv().await else {
+                    break;
+                };
                 let db = &names[i % names.len()];
                 let doc = json!({"_id": i.to_string(), "n": i});
                 sent.at[i].store(sent.now_us(), Ordering::Release);
@@ -288,13 +300,13 @@ async fn run(args: &Args, server: &Server, round: usize, rate: f64) -> Run {
         if let Some(wait) = due.checked_sub(start.elapsed()) {
             tokio::time::sleep(wait).await;
         }
-        tx.lock().expect("the queue").push_back(i);
+        let _ = tx.send(i);
         if last_sample.elapsed() >= Duration::from_secs(1) {
             rss.push(rss_mib(pid));
             last_sample = Instant::now();
         }
     }
-    tx.lock().expect("the queue").push_back(usize::MAX);
+    drop(tx);
     for w in writers {
         let _ = w.await;
     }
@@ -303,7 +315,7 @@ async fn run(args: &Args, server: &Server, round: usize, rate: f64) -> Run {
     // Everything sent has had time to arrive: then the feeds stop and count.
     tokio::time::sleep(Duration::from_secs(2)).await;
     rss.push(rss_mib(pid));
-    stop.notify_waiters();
+    let _ = stop_tx.send(true);
     let acknowledged: Vec<bool> = sent
         .at
         .iter()
@@ -332,35 +344,6 @@ async fn run(args: &Args, server: &Server, round: usize, rate: f64) -> Run {
     }
     run.latencies.sort_by(f64::total_cmp);
     run
-}
-
-/// The write queue: a shared deque the writers take from (`usize::MAX` ends it for all).
-type Queue = Arc<Mutex<std::collections::VecDeque<usize>>>;
-
-fn async_channel(capacity: usize) -> (Queue, Queue) {
-    let q = Arc::new(Mutex::new(std::collections::VecDeque::with_capacity(
-        capacity,
-    )));
-    (q.clone(), q)
-}
-
-async fn next(q: &Queue) -> Option<usize> {
-    loop {
-        let got = q.lock().expect("the queue").front().copied();
-        match got {
-            Some(usize::MAX) => return None,
-            Some(_) => {
-                if let Some(i) = q.lock().expect("the queue").pop_front() {
-                    if i == usize::MAX {
-                        q.lock().expect("the queue").push_front(i);
-                        return None;
-                    }
-                    return Some(i);
-                }
-            }
-            None => tokio::time::sleep(Duration::from_micros(500)).await,
-        }
-    }
 }
 
 fn print_header() {
