@@ -28,6 +28,7 @@ mod db;
 mod error;
 pub mod limits;
 mod loaded;
+pub mod mango;
 pub mod revs;
 pub mod security;
 
@@ -37,7 +38,8 @@ use std::sync::{Arc, Mutex};
 pub use db::{
     check_attachment_name, check_document, validate_document, AllDocsCursor, AllDocsOptions,
     AllDocsPage, AttachmentData, BulkGetItem, ChangesOptions, ChangesPage, Db, DbInfo, DocOptions,
-    OpenRevs, WriteResult, ALL_DOCS_PAGE, MAX_LEAVES, MAX_TREE_REVS,
+    FindPage, OpenRevs, WriteResult, ALL_DOCS_PAGE, FIND_PAGE, MAX_DESIGN_DOCS, MAX_LEAVES,
+    MAX_TREE_REVS,
 };
 pub use error::{CouchError, ErrorKind, Result};
 pub use security::{Security, UserCtx};

@@ -15,7 +15,7 @@ use futures::future::Either;
 use futures::{FutureExt, Stream, StreamExt};
 use serde_json::{json, Value};
 
-use super::couch_api::doc_ids_filter;
+use super::couch_api::changes_filter;
 use super::extract::{CouchPath, JsonBody, Params};
 use super::stream::{json_pages, Step};
 use super::AppState;
@@ -68,8 +68,9 @@ async fn normal_page((db, mut opts, left): NormalState) -> Result<Step<NormalSta
     opts.limit = Some(page_limit);
     let page = db.changes(&opts).await?;
     let left = left.map(|l| l.saturating_sub(page.results.len()));
-    // The page stops short only when the feed has nothing more.
-    if page.results.len() < page_limit || left == Some(0) {
+    // The page stops short only when the feed has nothing more (a filtered page may also
+    // stop at its examination bound: then there is more).
+    if (page.results.len() < page_limit && !page.more) || left == Some(0) {
         let tail = format!(
             "],\"last_seq\":{},\"pending\":{}}}",
             page.last_seq, page.pending
@@ -138,6 +139,7 @@ impl ChangesRequest {
                 "style must be main_only or all_docs",
             ));
         }
+        let filter = changes_filter(p, body)?;
         let opts = ChangesOptions {
             since,
             limit: p.number("limit")?.map(|l| l as usize),
@@ -146,7 +148,8 @@ impl ChangesRequest {
             all_docs: style == "all_docs",
             conflicts: p.flag("conflicts")?,
             attachments: p.flag("attachments")?,
-            doc_ids: doc_ids_filter(p, body)?,
+            doc_ids: filter.doc_ids,
+            selector: filter.selector,
             before: None,
         };
         let asked_heartbeat = match p.get("heartbeat") {
@@ -232,6 +235,8 @@ struct Live {
     longpoll: bool,
     /// Rows went out: a longpoll is answered.
     answered: bool,
+    /// The last read stopped at its examination bound: read again before waiting.
+    more: bool,
 }
 
 impl Live {
@@ -256,6 +261,7 @@ impl Live {
             done: false,
             longpoll: req.feed == Feed::Longpoll,
             answered: false,
+            more: false,
         })
     }
 
@@ -275,6 +281,7 @@ impl Live {
     /// Rows to emit from a page, or `None` to keep waiting.
     fn take(&mut self, page: crate::couch::ChangesPage) -> Option<Frame> {
         self.opts.since = page.last_seq;
+        self.more = page.more;
         if page.results.is_empty() {
             return None;
         }
@@ -311,6 +318,12 @@ impl Live {
         } else if (self.longpoll && self.answered) || self.finished() {
             // A longpoll answers once; a feed with a limit stops when it is reached.
             return Frame::End(self.opts.since);
+        }
+        // A filtered read that stopped at its bound goes on before waiting for commits.
+        while self.more {
+            if let Some(frame) = self.read_more().await {
+                return frame;
+            }
         }
         loop {
             let left = self

@@ -23,6 +23,9 @@ pub enum Resource {
     Attachment,
     /// A `_local` document.
     Local,
+    /// Mango's json indexes (`_index`): kept in design documents, so writing one needs a
+    /// database admin.
+    Indexes,
 }
 
 /// What a request needs before its handler runs.
@@ -43,7 +46,9 @@ pub fn access(resource: Resource, write: bool, db: &str, doc: Option<&str>) -> A
         // Making and deleting databases is for server admins; reading one for its members.
         Resource::Database if write => Access::ServerAdmin,
         Resource::Document if user_doc => Access::UserDoc,
-        Resource::Security | Resource::Maintenance if write => Access::Db(Need::DbAdmin),
+        Resource::Security | Resource::Maintenance | Resource::Indexes if write => {
+            Access::Db(Need::DbAdmin)
+        }
         // Design documents, however the path spells their id, need a database admin to write.
         Resource::Document | Resource::Attachment if write && design => Access::Db(Need::DbAdmin),
         _ => Access::Db(Need::Member),
@@ -66,6 +71,8 @@ mod tests {
         assert_eq!(access(Security, false, "db", None), member);
         assert_eq!(access(Security, true, "db", None), db_admin);
         assert_eq!(access(Maintenance, true, "db", None), db_admin);
+        assert_eq!(access(Indexes, true, "db", None), db_admin);
+        assert_eq!(access(Indexes, false, "db", None), member);
         assert_eq!(access(Document, true, "db", Some("_design/x")), db_admin);
         assert_eq!(access(Attachment, true, "db", Some("_design/x")), db_admin);
         assert_eq!(access(Document, false, "db", Some("_design/x")), member);

@@ -5,6 +5,7 @@
 //! metadata, `incoming` the checks on what clients send.
 
 mod attachments;
+mod find;
 mod incoming;
 mod keys;
 mod local;
@@ -15,6 +16,7 @@ mod read;
 mod write;
 
 use attachments::*;
+pub use find::{FindPage, FIND_PAGE, MAX_DESIGN_DOCS};
 use incoming::*;
 pub use incoming::{check_attachment_name, check_doc_id, check_document, validate_document};
 pub use keys::MAX_DOC_ID_BYTES;
@@ -35,7 +37,7 @@ use serde_json::{json, Map, Value};
 
 use super::error::{CouchError, Result};
 use super::revs::{new_rev, Rev, RevTree, Revisions};
-use super::DEFAULT_REVS_LIMIT;
+use super::{is_design_doc, DEFAULT_REVS_LIMIT};
 use crate::clock::IdSource;
 use crate::level::{BatchOp, KeyStream, LevelDb, RangeOptions};
 
@@ -185,7 +187,13 @@ pub struct ChangesOptions {
     pub doc_ids: Option<HashSet<String>>,
     /// Rows with a sequence below this one (paging a descending feed).
     pub before: Option<u64>,
+    /// `filter=_selector`: only changes whose winning revision matches.
+    pub selector: Option<Arc<crate::couch::mango::Selector>>,
 }
+
+/// The most change rows one page examines when a filter may leave most of them out: a page
+/// costs a bounded amount, and says there is [`ChangesPage::more`] to read.
+pub const CHANGES_EXAMINE: usize = 1_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangesPage {
@@ -194,6 +202,8 @@ pub struct ChangesPage {
     pub last_seq: u64,
     /// At most this many changes remain after `last_seq`.
     pub pending: u64,
+    /// The page stopped at [`CHANGES_EXAMINE`] rows examined, not at the end of the feed.
+    pub more: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,6 +239,10 @@ struct Inner {
     seqs: LevelDb,
     locals: LevelDb,
     atts: LevelDb,
+    /// Mango's json indexes, a sublevel each (see `find`).
+    indexes: LevelDb,
+    /// One index update at a time in this process (others wait, then find it current).
+    index_lock: tokio::sync::Mutex<()>,
     /// The sublevels' keys as `store` sees them, for batches.
     keys: KeyLayout,
     /// Serializes this process's writers; other nodes are kept out by the guard on the
@@ -252,6 +266,7 @@ impl Db {
             store.sublevel("l")?,
         );
         let keys = KeyLayout::new(&store, [&meta, &bodies, &seqs, &atts, &locals])?;
+        let indexes = store.sublevel("x")?;
         Ok(Db {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
@@ -260,6 +275,8 @@ impl Db {
                 seqs,
                 locals,
                 atts,
+                indexes,
+                index_lock: tokio::sync::Mutex::new(()),
                 keys,
                 store,
                 writer: tokio::sync::Mutex::new(writer),

@@ -157,10 +157,18 @@ impl Db {
             attachments: opts.attachments,
             ..DocOptions::default()
         };
+        let filtered = opts.doc_ids.is_some() || opts.selector.is_some();
+        let mut examined = 0;
+        let mut more = false;
         while let Some((k, raw)) = it.next().await? {
             if opts.limit.is_some_and(|l| results.len() >= l) {
                 break;
             }
+            if filtered && examined >= CHANGES_EXAMINE {
+                more = true;
+                break;
+            }
+            examined += 1;
             let seq = u64::from_be_bytes(
                 k.as_slice()
                     .try_into()
@@ -192,15 +200,23 @@ impl Db {
             if deleted {
                 out["deleted"] = Value::Bool(true);
             }
-            if opts.include_docs {
+            if opts.include_docs || opts.selector.is_some() {
                 let rev = Rev::parse(&winner)
                     .ok_or_else(|| CouchError::internal("corrupt change row"))?;
-                out["doc"] = match (self.meta(&id).await?, self.body(&id, &rev).await?) {
+                let doc = match (self.meta(&id).await?, self.body(&id, &rev).await?) {
                     (Some(meta), Some(body)) => {
                         self.render(&id, &rev, &meta, body, &doc_opts).await?
                     }
                     _ => Value::Null,
                 };
+                if let Some(sel) = &opts.selector {
+                    if !sel.matches(&doc) {
+                        continue;
+                    }
+                }
+                if opts.include_docs {
+                    out["doc"] = doc;
+                }
             }
             results.push(out);
         }
@@ -213,6 +229,7 @@ impl Db {
             results,
             last_seq,
             pending,
+            more,
         })
     }
 

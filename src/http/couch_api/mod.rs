@@ -26,6 +26,7 @@ mod attachments;
 mod bulk;
 mod databases;
 mod documents;
+mod find;
 mod local;
 mod server;
 
@@ -34,6 +35,7 @@ use attachments::*;
 use bulk::*;
 use databases::*;
 use documents::*;
+use find::*;
 use local::*;
 use server::*;
 
@@ -66,6 +68,20 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route(
             "/{db}/_ensure_full_commit",
             g(Documents, post(ensure_full_commit)),
+        )
+        .route("/{db}/_find", g(Documents, post(find)))
+        .route("/{db}/_explain", g(Documents, post(explain)))
+        .route(
+            "/{db}/_index",
+            g(Indexes, get(index_list).post(index_create)),
+        )
+        .route(
+            "/{db}/_index/{ddoc}/{kind}/{index}",
+            g(Indexes, axum::routing::delete(index_delete)),
+        )
+        .route(
+            "/{db}/_index/_design/{ddoc}/{kind}/{index}",
+            g(Indexes, axum::routing::delete(index_delete)),
         )
         .route("/{db}/_compact", g(Maintenance, post(compact)))
         .route("/{db}/_purge", g(Maintenance, post(purge)))
@@ -262,9 +278,21 @@ impl DocPath {
 }
 
 /// Doc ids for `filter=_doc_ids`, from the query or a POST body.
-pub(super) fn doc_ids_filter(p: &Params, body: Option<&Value>) -> Result<Option<HashSet<String>>> {
+/// What `filter` asks of `_changes`: `_doc_ids` (the ids from the body or the query) or
+/// `_selector` (a Mango selector from the body); other filters run JavaScript, which couchkv
+/// does not have yet.
+pub(super) struct ChangesFilter {
+    pub doc_ids: Option<HashSet<String>>,
+    pub selector: Option<std::sync::Arc<crate::couch::mango::Selector>>,
+}
+
+pub(super) fn changes_filter(p: &Params, body: Option<&Value>) -> Result<ChangesFilter> {
+    let mut out = ChangesFilter {
+        doc_ids: None,
+        selector: None,
+    };
     match p.get("filter") {
-        None => Ok(None),
+        None => {}
         Some("_doc_ids") => {
             let v = match body.and_then(|b| b.get("doc_ids")) {
                 Some(v) => v.clone(),
@@ -272,14 +300,33 @@ pub(super) fn doc_ids_filter(p: &Params, body: Option<&Value>) -> Result<Option<
                     .json("doc_ids")?
                     .ok_or_else(|| CouchError::bad_request("filter=_doc_ids needs doc_ids"))?,
             };
-            Ok(Some(
+            out.doc_ids = Some(
                 string_list(&v, "doc_ids", ListKind::DocIds)?
                     .into_iter()
                     .collect(),
-            ))
+            );
         }
-        Some(other) => Err(CouchError::bad_request(format!(
-            "filter {other:?} is not supported; only _doc_ids is"
-        ))),
+        Some("_selector") => {
+            let v = match body.and_then(|b| b.get("selector")) {
+                Some(v) => v.clone(),
+                None => p.json("selector")?.ok_or_else(|| {
+                    CouchError::bad_request("Selector must be specified in POST payload")
+                })?,
+            };
+            if !v.is_object() {
+                return Err(CouchError::bad_request(
+                    "Selector error: expected a JSON object",
+                ));
+            }
+            out.selector = Some(std::sync::Arc::new(crate::couch::mango::Selector::parse(
+                &v,
+            )?));
+        }
+        Some(other) => {
+            return Err(CouchError::bad_request(format!(
+                "filter {other:?} is not supported; _doc_ids and _selector are"
+            )))
+        }
     }
+    Ok(out)
 }

@@ -1,0 +1,360 @@
+//! Mango on a database: `_find` a page at a time, json indexes kept in the database's `x`
+//! sublevel and brought up to date from `_changes` before a query reads them (as CouchDB
+//! updates its indexes), and `_index` kept in design documents.
+//!
+//! An index's storage, under its definition's signature: `s` → the sequence it is up to date
+//! with; `e` ‖ key ‖ document key → the document id (one entry per document); `b` ‖ document key
+//! → the document's entry key, to remove it when the document changes.
+
+use super::*;
+use crate::couch::mango::query::{key_range, Plan};
+use crate::couch::mango::selector::project;
+use crate::couch::mango::{FindRequest, IndexDef, IndexRequest, SortDir};
+
+/// The most index entries or documents one page of `_find` examines: a page costs a bounded
+/// amount whatever the query, and the caller streams pages.
+pub const FIND_PAGE: usize = 200;
+
+/// Changes folded into an index per commit while bringing it up to date.
+const INDEX_BATCH: usize = 200;
+
+/// The most design documents a database's index list is read from.
+pub const MAX_DESIGN_DOCS: usize = 1_000;
+
+/// One page of `_find`.
+#[derive(Debug, Clone, Default)]
+pub struct FindPage {
+    pub docs: Vec<Value>,
+    /// Where the next page starts (after this key); `None` after the last.
+    pub next: Option<Vec<u8>>,
+    /// The key of the last document returned: the request's bookmark.
+    pub last_returned: Option<Vec<u8>>,
+    pub skipped: usize,
+    pub keys_examined: u64,
+    pub docs_examined: u64,
+}
+
+impl Db {
+    /// The design documents, id and winning body, in id order.
+    pub async fn design_docs(&self) -> Result<Vec<(String, Value)>> {
+        self.check_live()?;
+        let range = RangeOptions {
+            gte: Some(doc_key("_design/")),
+            lt: Some(doc_key("_design0")),
+            limit: Some(MAX_DESIGN_DOCS),
+            ..RangeOptions::default()
+        };
+        let mut it = self.inner.meta.iterator(range)?;
+        let mut out = Vec::new();
+        while let Some((k, raw)) = it.next().await? {
+            let meta = Meta::from_bytes(&raw)?;
+            let id = meta.id(&k);
+            if let Some((rev, false)) = meta.tree.winner() {
+                if let Some(body) = self.body(&id, &rev).await? {
+                    out.push((id, body));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The database's json indexes.
+    pub async fn mango_indexes(&self) -> Result<Vec<IndexDef>> {
+        Ok(self
+            .design_docs()
+            .await?
+            .iter()
+            .flat_map(|(id, doc)| IndexDef::of_design_doc(id, doc))
+            .collect())
+    }
+
+    /// `POST /_index`: adds the index's view to its design document. `false` when an index of
+    /// that name with that definition exists already.
+    pub async fn put_index(&self, req: &IndexRequest) -> Result<bool> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let current = match self.get(&req.ddoc, &DocOptions::default()).await {
+                Ok(doc) => Some(doc),
+                Err(e) if e.is(crate::couch::ErrorKind::NotFound) => None,
+                Err(e) => return Err(e),
+            };
+            let mut doc = current
+                .clone()
+                .unwrap_or_else(|| json!({"_id": req.ddoc, "language": "query"}));
+            if doc.get("language").and_then(Value::as_str) != Some("query") {
+                return Err(CouchError::bad_request(format!(
+                    "{} is a design document of another language",
+                    req.ddoc
+                )));
+            }
+            if doc.pointer(&format!(
+                "/views/{}",
+                req.name.replace('~', "~0").replace('/', "~1")
+            )) == Some(&req.view)
+            {
+                return Ok(false);
+            }
+            if !doc.get("views").is_some_and(Value::is_object) {
+                doc["views"] = json!({});
+            }
+            doc["views"][&req.name] = req.view.clone();
+            if self.write_design_doc(doc).await? {
+                return Ok(true);
+            }
+        }
+        Err(CouchError::conflict())
+    }
+
+    /// Writes a design document read just before: `false` on a conflict (someone wrote it in
+    /// between; the caller reads it again).
+    async fn write_design_doc(&self, doc: Value) -> Result<bool> {
+        match self.bulk_docs(vec![doc], true).await?.pop() {
+            Some(WriteResult::Ok { .. }) => Ok(true),
+            Some(WriteResult::Err { error, .. }) if error.is(crate::couch::ErrorKind::Conflict) => {
+                Ok(false)
+            }
+            Some(WriteResult::Err { error, .. }) => Err(error),
+            None => Err(CouchError::internal("no write result")),
+        }
+    }
+
+    /// `DELETE /_index/{ddoc}/json/{name}`: takes the view out of its design document (the
+    /// document goes when it has none left) and drops the index's entries.
+    pub async fn delete_index(&self, ddoc: &str, name: &str) -> Result<()> {
+        for _ in 0..WRITE_ATTEMPTS {
+            let indexes = self.mango_indexes().await?;
+            let Some(def) = indexes.iter().find(|d| d.ddoc == ddoc && d.name == name) else {
+                return Err(CouchError::not_found("Index not found"));
+            };
+            let mut doc = self.get(ddoc, &DocOptions::default()).await?;
+            if let Some(Value::Object(views)) = doc.get_mut("views") {
+                views.remove(name);
+                if views.is_empty() {
+                    doc["_deleted"] = Value::Bool(true);
+                }
+            }
+            if !self.write_design_doc(doc).await? {
+                continue;
+            }
+            // Another index with the same definition shares the storage.
+            if !self
+                .mango_indexes()
+                .await?
+                .iter()
+                .any(|d| d.signature == def.signature)
+            {
+                self.index_store(def)?
+                    .clear(RangeOptions::default())
+                    .await?;
+            }
+            return Ok(());
+        }
+        Err(CouchError::conflict())
+    }
+
+    fn index_store(&self, def: &IndexDef) -> Result<LevelDb> {
+        Ok(self.inner.indexes.sublevel(&def.signature)?)
+    }
+
+    /// Brings an index up to date with the database: the changes since the sequence it holds,
+    /// [`INDEX_BATCH`] per commit. Each commit is conditional on that sequence, so two
+    /// processes updating one index at once never apply a change twice.
+    pub async fn update_index(&self, def: &IndexDef) -> Result<()> {
+        self.check_live()?;
+        let ix = self.index_store(def)?;
+        let _one = self.inner.index_lock.lock().await;
+        loop {
+            let stored = ix.get(b"s").await?;
+            let since = match &stored {
+                Some(raw) => std::str::from_utf8(raw)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or_else(|| CouchError::internal("corrupt index state"))?,
+                None => 0,
+            };
+            let page = self
+                .changes(&ChangesOptions {
+                    since,
+                    limit: Some(INDEX_BATCH),
+                    ..ChangesOptions::default()
+                })
+                .await?;
+            if page.results.is_empty() || page.last_seq <= since {
+                return Ok(());
+            }
+            let ids: Vec<String> = page
+                .results
+                .iter()
+                .filter_map(|r| r["id"].as_str().map(str::to_owned))
+                .collect();
+            let docs = self.winners(&ids).await?;
+            let back_keys: Vec<Vec<u8>> = ids
+                .iter()
+                .map(|id| [b"b".as_slice(), &doc_key(id)].concat())
+                .collect();
+            let olds = ix.get_many(&back_keys).await?;
+            let mut ops = Vec::new();
+            for ((id, back), old) in ids.iter().zip(back_keys).zip(olds) {
+                let new = match docs.get(id) {
+                    Some(doc) if !is_design_doc(id) => def
+                        .key_of(doc)
+                        .map(|k| [b"e".as_slice(), &k, &doc_key(id)].concat()),
+                    _ => None,
+                };
+                if old.as_deref() == new.as_deref() {
+                    continue;
+                }
+                if let Some(old) = old {
+                    ops.push(BatchOp::del(old.to_vec()));
+                }
+                match new {
+                    Some(k) => {
+                        ops.push(BatchOp::put(k.clone(), Bytes::from(id.clone())));
+                        ops.push(BatchOp::put(back, Bytes::from(k)));
+                    }
+                    None => ops.push(BatchOp::del(back)),
+                }
+            }
+            ops.push(BatchOp::put(
+                b"s".to_vec(),
+                Bytes::from(page.last_seq.to_string()),
+            ));
+            // Lost to another process: read its progress and go on from there.
+            ix.batch_if(b"s", stored.as_deref(), ops).await?;
+        }
+    }
+
+    /// The winning, live revisions of documents as clients read them (without attachments'
+    /// data); deleted and missing ones are left out.
+    async fn winners(&self, ids: &[String]) -> Result<HashMap<String, Value>> {
+        self.winners_with(ids, &DocOptions::default()).await
+    }
+
+    async fn winners_with(
+        &self,
+        ids: &[String],
+        opts: &DocOptions,
+    ) -> Result<HashMap<String, Value>> {
+        let metas = self.metas(ids).await?;
+        let mut wanted = Vec::new();
+        for (id, meta) in &metas {
+            if let Some(Some((rev, false))) = meta.as_ref().map(|m| m.tree.winner()) {
+                wanted.push((id.clone(), rev));
+            }
+        }
+        let mut bodies = self.bodies(&wanted).await?;
+        let mut out = HashMap::new();
+        for (id, rev) in wanted {
+            let (Some(body), Some(Some(meta))) =
+                (bodies.remove(&(id.clone(), rev.clone())), metas.get(&id))
+            else {
+                continue;
+            };
+            let doc = self.render(&id, &rev, meta, body, opts).await?;
+            out.insert(id, doc);
+        }
+        Ok(out)
+    }
+
+    /// One page of `_find` with `plan`: after `after` (a key of the plan's order), skipping
+    /// `skip` matches, at most `max_rows` documents, examining at most [`FIND_PAGE`] keys.
+    pub async fn find_page(
+        &self,
+        plan: &Plan,
+        req: &FindRequest,
+        after: Option<&[u8]>,
+        skip: usize,
+        max_rows: usize,
+    ) -> Result<FindPage> {
+        self.check_live()?;
+        let descending = req.dir == SortDir::Desc;
+        let mut range = RangeOptions {
+            reverse: descending,
+            limit: Some(FIND_PAGE),
+            ..RangeOptions::default()
+        };
+        let source = match plan {
+            Plan::AllDocs => {
+                let r = req.selector.range_of(&["_id".to_owned()]);
+                if let Some((Value::String(low), _)) = &r.low {
+                    range.gte = Some(doc_key(low));
+                }
+                if let Some((Value::String(high), _)) = &r.high {
+                    range.lte = Some([doc_key(high).as_slice(), &[0xff]].concat());
+                }
+                self.inner.meta.clone()
+            }
+            Plan::Json(def) => {
+                let (low, high) = key_range(def, req);
+                range.gte = Some([b"e".as_slice(), &low].concat());
+                range.lt = Some(match high {
+                    Some(h) => [b"e".as_slice(), &h].concat(),
+                    None => b"f".to_vec(),
+                });
+                self.index_store(def)?
+            }
+        };
+        if let Some(after) = after {
+            if descending {
+                range.lt = Some(after.to_vec());
+                range.lte = None;
+            } else {
+                range.gt = Some(after.to_vec());
+                range.gte = None;
+            }
+        }
+        // One read of the page's keys, then one of their documents.
+        let mut entries = Vec::new();
+        let mut it = source.iterator(range)?;
+        while let Some((k, v)) = it.next().await? {
+            let id = match plan {
+                Plan::AllDocs => Meta::from_bytes(&v)?.id(&k),
+                Plan::Json(_) => String::from_utf8(v.to_vec())
+                    .map_err(|_| CouchError::internal("corrupt index entry"))?,
+            };
+            entries.push((k, id));
+        }
+        let mut page = FindPage {
+            keys_examined: entries.len() as u64,
+            next: (entries.len() >= FIND_PAGE)
+                .then(|| entries.last().map(|(k, _)| k.clone()))
+                .flatten(),
+            ..FindPage::default()
+        };
+        let ids: Vec<String> = entries
+            .iter()
+            .filter(|(_, id)| !is_design_doc(id))
+            .map(|(_, id)| id.clone())
+            .collect();
+        let opts = DocOptions {
+            conflicts: req.conflicts,
+            ..DocOptions::default()
+        };
+        let docs = self.winners_with(&ids, &opts).await?;
+        for (k, id) in entries {
+            if page.docs.len() >= max_rows {
+                // Stopped by the page's row budget: resume right after the last one returned.
+                page.next = page.last_returned.clone();
+                break;
+            }
+            if is_design_doc(&id) {
+                continue;
+            }
+            let Some(doc) = docs.get(&id) else { continue };
+            page.docs_examined += 1;
+            if !req.selector.matches(doc) {
+                continue;
+            }
+            if page.skipped < skip {
+                page.skipped += 1;
+                page.last_returned = Some(k);
+                continue;
+            }
+            page.docs.push(match &req.fields {
+                Some(fields) => project(doc, fields),
+                None => doc.clone(),
+            });
+            page.last_returned = Some(k);
+        }
+        Ok(page)
+    }
+}
