@@ -892,3 +892,98 @@ async fn all_dbs_pages_like_couchdb() {
         assert_eq!(v["error"], "bad_request", "{bad}: {v}");
     }
 }
+
+#[tokio::test]
+async fn db_updates_follow_creations_writes_and_deletions() {
+    let s = server().await;
+    let (status, v) = s.get("/_db_updates").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        v["results"],
+        json!([{"db_name": "_users", "type": "created", "seq": 1}])
+    );
+    let now = v["last_seq"].as_u64().unwrap();
+
+    // A longpoll waiting from now is answered by the next creation.
+    let url = format!(
+        "{}/_db_updates?feed=longpoll&since=now&timeout=10000",
+        s.base
+    );
+    let poll = tokio::spawn(s.client.get(url).send());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(s.put("/u1", "").await.0, StatusCode::CREATED);
+    let answer: Value = poll.await.unwrap().unwrap().json().await.unwrap();
+    assert_eq!(answer["results"][0]["db_name"], "u1");
+    assert_eq!(answer["results"][0]["type"], "created");
+
+    // Writes are recorded within a flush; a database has one row, its latest.
+    for i in 0..3 {
+        assert_eq!(
+            s.put(&format!("/u1/d{i}"), "{}").await.0,
+            StatusCode::CREATED
+        );
+    }
+    let mut rows = Value::Null;
+    for _ in 0..100 {
+        rows = s.get(&format!("/_db_updates?since={now}")).await.1["results"].clone();
+        if rows
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x["type"] == "updated"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let names: Vec<(&str, &str)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["db_name"].as_str().unwrap(), r["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names, [("u1", "updated")]);
+
+    assert_eq!(s.call(Method::DELETE, "/u1", None).await.0, StatusCode::OK);
+    let (_, v) = s.get("/_db_updates?descending=true&limit=1").await;
+    assert_eq!(v["results"][0]["db_name"], "u1");
+    assert_eq!(v["results"][0]["type"], "deleted");
+
+    // Continuous and eventsource feeds, ended by their timeout.
+    let text = s
+        .client
+        .get(format!(
+            "{}/_db_updates?feed=continuous&timeout=100",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[2]["last_seq"], lines[1]["seq"]);
+    let text = s
+        .client
+        .get(format!(
+            "{}/_db_updates?feed=eventsource&timeout=100",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text.matches("data: ").count(), 2, "{text}");
+
+    // For server admins only.
+    let anonymous = reqwest::get(format!("{}/_db_updates", s.base))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}

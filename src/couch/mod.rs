@@ -31,6 +31,7 @@ mod loaded;
 pub mod mango;
 pub mod revs;
 pub mod security;
+pub mod updates;
 
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
@@ -71,6 +72,8 @@ pub struct Couch {
     /// Database numbers this process reserved and has not given out yet: `[next, end)`.
     numbers: tokio::sync::Mutex<(u64, u64)>,
     ids: Arc<dyn IdSource>,
+    /// `_db_updates`.
+    updates: Arc<updates::DbUpdates>,
     /// Other nodes share the store: a loaded database is checked against the registry on use,
     /// as another node may have deleted (or deleted and made again) it.
     shared: bool,
@@ -161,6 +164,7 @@ impl Couch {
             registry: root.sublevel("dbs")?,
             system: root.sublevel("sys")?,
             data: root.sublevel("d")?,
+            updates: Arc::new(updates::DbUpdates::new(root.sublevel("u")?)),
             root,
             spaces: None,
             loaded: Mutex::new(Loaded::default()),
@@ -184,6 +188,11 @@ impl Couch {
 
     pub fn ids(&self) -> &Arc<dyn IdSource> {
         &self.ids
+    }
+
+    /// The `_db_updates` feed; the host flushes it every [`updates::FLUSH_EVERY`].
+    pub fn updates(&self) -> &Arc<updates::DbUpdates> {
+        &self.updates
     }
 
     /// How many databases this process holds loaded: those in use and at most a bounded number
@@ -309,6 +318,9 @@ impl Couch {
         let key = [self.registry.prefix(), name.as_bytes()].concat();
         let ops = vec![BatchOp::put(key.clone(), entry.to_bytes())];
         if self.root.batch_if(&key, None, ops).await? {
+            // The database exists whatever this says; an unrecorded row stays marked for the
+            // next flush.
+            let _ = self.updates.record(name, "created").await;
             return Ok(());
         }
         self.remove_storage(&entry).await?;
@@ -341,6 +353,7 @@ impl Couch {
         if let Some(db) = handle {
             db.mark_deleted().await;
         }
+        let _ = self.updates.record(name, "deleted").await;
         self.remove_storage(&Entry::parse(&raw)?).await
     }
 
@@ -385,7 +398,7 @@ impl Couch {
             return Err(CouchError::no_db());
         };
         let storage = self.storage(&Entry::parse(&entry)?).await?;
-        let db = Db::load(name, storage, self.ids.clone()).await?;
+        let db = Db::load(name, storage, self.ids.clone(), self.updates.clone()).await?;
         // Two tasks may have loaded it at once: the first one in wins, so there is one writer
         // lock per database.
         let db = self.loaded().insert(name, entry.clone(), db);

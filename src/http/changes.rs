@@ -1,4 +1,5 @@
-//! `_changes` in all four feeds. Live feeds subscribe to the database's watch before they read,
+//! `_changes` in all four feeds, and `_db_updates` through the same machinery (a [`Feed`] reads
+//! either). Live feeds subscribe to the source's watch before they read,
 //! so no commit falls between the read and the wait; they wake on the store's notification, not
 //! by polling. Heartbeats and timeouts are timers here, in the server layer. A client that goes
 //! away drops the response body, and with it the subscription.
@@ -19,7 +20,8 @@ use super::couch_api::changes_filter;
 use super::extract::{CouchPath, JsonBody, Params};
 use super::stream::{json_pages, Step};
 use super::AppState;
-use crate::couch::{ChangesOptions, CouchError, Db};
+use crate::couch::updates::DbUpdates;
+use crate::couch::{ChangesOptions, ChangesPage, CouchError, Db};
 use crate::level::KeyStream;
 use crate::runtime::Runtime;
 
@@ -31,7 +33,7 @@ const EVENTSOURCE_HEARTBEAT: Duration = Duration::from_secs(10);
 pub const MIN_HEARTBEAT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Feed {
+enum FeedKind {
     Normal,
     Longpoll,
     Continuous,
@@ -60,13 +62,52 @@ pub async fn changes_post(
 /// Rows of one page of a normal feed.
 const NORMAL_PAGE: usize = 500;
 
-type NormalState = (Db, ChangesOptions, Option<usize>);
+/// What a feed reads: a database's changes, or the server's database updates.
+#[async_trait::async_trait]
+trait Source: Send + Sync + 'static {
+    /// Rows after `opts.since` (before `opts.before`), at most `opts.limit`.
+    async fn read(&self, opts: &ChangesOptions) -> Result<ChangesPage, CouchError>;
+    /// Wakes on every commit to the source, from the moment of the call.
+    async fn watch(&self) -> Result<KeyStream, CouchError>;
+}
+
+#[async_trait::async_trait]
+impl Source for Db {
+    async fn read(&self, opts: &ChangesOptions) -> Result<ChangesPage, CouchError> {
+        self.changes(opts).await
+    }
+    async fn watch(&self) -> Result<KeyStream, CouchError> {
+        Db::watch(self).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for std::sync::Arc<DbUpdates> {
+    async fn read(&self, opts: &ChangesOptions) -> Result<ChangesPage, CouchError> {
+        let page = self
+            .page(opts.since, opts.before, opts.limit, opts.descending)
+            .await?;
+        Ok(ChangesPage {
+            results: page.results,
+            last_seq: page.last_seq,
+            pending: 0,
+            more: false,
+        })
+    }
+    async fn watch(&self) -> Result<KeyStream, CouchError> {
+        DbUpdates::watch(self).await
+    }
+}
+
+type Feed = std::sync::Arc<dyn Source>;
+
+type NormalState = (Feed, ChangesOptions, Option<usize>);
 
 /// One page of a normal (or descending) feed, read after the previous one.
 async fn normal_page((db, mut opts, left): NormalState) -> Result<Step<NormalState>, CouchError> {
     let page_limit = left.unwrap_or(usize::MAX).min(NORMAL_PAGE);
     opts.limit = Some(page_limit);
-    let page = db.changes(&opts).await?;
+    let page = db.read(&opts).await?;
     let left = left.map(|l| l.saturating_sub(page.results.len()));
     // The page stops short only when the feed has nothing more (a filtered page may also
     // stop at its examination bound: then there is more).
@@ -97,7 +138,7 @@ fn parse_since(s: &str, update_seq: u64) -> Result<u64, CouchError> {
 
 /// What a `_changes` request asks for, parsed from its query, headers and body.
 struct ChangesRequest {
-    feed: Feed,
+    feed: FeedKind,
     opts: ChangesOptions,
     /// The heartbeat to send while idle, if any.
     heartbeat: Option<Duration>,
@@ -115,10 +156,10 @@ impl ChangesRequest {
         update_seq: u64,
     ) -> Result<Self, CouchError> {
         let feed = match p.get("feed").unwrap_or("normal") {
-            "normal" => Feed::Normal,
-            "longpoll" => Feed::Longpoll,
-            "continuous" => Feed::Continuous,
-            "eventsource" => Feed::EventSource,
+            "normal" => FeedKind::Normal,
+            "longpoll" => FeedKind::Longpoll,
+            "continuous" => FeedKind::Continuous,
+            "eventsource" => FeedKind::EventSource,
             other => return Err(CouchError::bad_request(format!("Invalid feed: {other}"))),
         };
         let last_event_id = headers
@@ -127,7 +168,7 @@ impl ChangesRequest {
             .map(str::to_owned)
             .or_else(|| p.get("last-event-id").map(str::to_owned));
         let since = match (feed, last_event_id) {
-            (Feed::EventSource, Some(id)) => parse_since(&id, update_seq)?,
+            (FeedKind::EventSource, Some(id)) => parse_since(&id, update_seq)?,
             _ => match p.get("since") {
                 Some(s) => parse_since(s, update_seq)?,
                 None => 0,
@@ -163,7 +204,7 @@ impl ChangesRequest {
         // streams), and still ends at the timeout unless a heartbeat was asked for.
         let heartbeat = match (asked_heartbeat, feed) {
             (Some(h), _) => Some(h),
-            (None, Feed::EventSource) => Some(EVENTSOURCE_HEARTBEAT),
+            (None, FeedKind::EventSource) => Some(EVENTSOURCE_HEARTBEAT),
             (None, _) => None,
         };
         let timeout = match p.number("timeout")? {
@@ -188,21 +229,42 @@ async fn changes(
 ) -> Result<Response, CouchError> {
     let db = state.couch.db(&name).await?;
     let req = ChangesRequest::parse(&p, &headers, body.as_ref(), db.update_seq().await?)?;
-    if req.feed == Feed::Normal || req.opts.descending {
+    feed_response(&state, std::sync::Arc::new(db), req).await
+}
+
+/// `GET /_db_updates`: databases created, updated and deleted, in every feed `_changes` has.
+pub async fn db_updates(
+    State(state): State<AppState>,
+    p: Params,
+    headers: HeaderMap,
+) -> Result<Response, CouchError> {
+    let updates = state.couch.updates().clone();
+    // What this process wrote is recorded before it is read.
+    updates.flush().await?;
+    let req = ChangesRequest::parse(&p, &headers, None, updates.last_seq().await?)?;
+    feed_response(&state, std::sync::Arc::new(updates), req).await
+}
+
+async fn feed_response(
+    state: &AppState,
+    source: Feed,
+    req: ChangesRequest,
+) -> Result<Response, CouchError> {
+    if req.feed == FeedKind::Normal || req.opts.descending {
         let left = req.opts.limit;
-        let first = normal_page((db, req.opts, left)).await?;
+        let first = normal_page((source, req.opts, left)).await?;
         return Ok(json_pages("{\"results\":[".into(), first, normal_page));
     }
     let feed = req.feed;
-    let live = Live::start(&state, db, req).await?;
+    let live = Live::start(state, source, req).await?;
     Ok(live_response(feed, live.frames()))
 }
 
 /// A live feed's frames as the response its feed type has.
-fn live_response(feed: Feed, frames: impl Stream<Item = Frame> + Send + 'static) -> Response {
+fn live_response(feed: FeedKind, frames: impl Stream<Item = Frame> + Send + 'static) -> Response {
     let (content_type, body) = match feed {
-        Feed::Longpoll => ("application/json", render_longpoll(frames).boxed()),
-        Feed::Continuous => ("application/json", render_continuous(frames).boxed()),
+        FeedKind::Longpoll => ("application/json", render_longpoll(frames).boxed()),
+        FeedKind::Continuous => ("application/json", render_continuous(frames).boxed()),
         _ => ("text/event-stream", render_eventsource(frames).boxed()),
     };
     let mut resp = Response::new(Body::from_stream(body));
@@ -221,7 +283,7 @@ enum Frame {
 }
 
 struct Live {
-    db: Db,
+    db: Feed,
     opts: ChangesOptions,
     watch: KeyStream,
     heartbeat: Option<Duration>,
@@ -241,9 +303,9 @@ struct Live {
 
 impl Live {
     /// Subscribes first, then reads: a commit between the two still wakes the feed.
-    async fn start(state: &AppState, db: Db, req: ChangesRequest) -> Result<Self, CouchError> {
+    async fn start(state: &AppState, db: Feed, req: ChangesRequest) -> Result<Self, CouchError> {
         let watch = db.watch().await?;
-        let first = db.changes(&req.opts).await?;
+        let first = db.read(&req.opts).await?;
         let clock = state.kv.clock().clone();
         let now = clock.now_millis();
         Ok(Live {
@@ -259,7 +321,7 @@ impl Live {
             runtime: state.runtime.clone(),
             first: Some(first),
             done: false,
-            longpoll: req.feed == Feed::Longpoll,
+            longpoll: req.feed == FeedKind::Longpoll,
             answered: false,
             more: false,
         })
@@ -296,7 +358,7 @@ impl Live {
     /// Reads what came after `since`: rows to emit, the end on a failed read, or `None` to keep
     /// waiting.
     async fn read_more(&mut self) -> Option<Frame> {
-        match self.db.changes(&self.opts).await {
+        match self.db.read(&self.opts).await {
             Ok(page) => self.take(page),
             Err(_) => Some(Frame::End(self.opts.since)),
         }

@@ -148,9 +148,15 @@ pub async fn run(
     };
     let state = AppState::open(host, config.auth.clone(), &config.http).await?;
     let sweeper = tokio::spawn(sweep_forever(state.kv.clone(), config.sweep_interval));
+    let updates = state.couch.updates().clone();
+    let flusher = tokio::spawn(flush_updates_forever(updates.clone()));
     tracing::info!(addr = %listener.local_addr()?, "couchkv listening");
     accept::serve(listener, app(state, &config.http), config.conn, shutdown).await;
     sweeper.abort();
+    flusher.abort();
+    if let Err(e) = updates.flush().await {
+        tracing::warn!(error = %e, "recording the last database updates failed");
+    }
     tracing::info!("shutting down: closing the store");
     store.close().await?;
     Ok(())
@@ -165,6 +171,18 @@ async fn sweep_forever(kv: Kv, every: Duration) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(removed = n, "swept expired keys"),
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+        }
+    }
+}
+
+/// Records the databases written to, a few times a second (`_db_updates`).
+async fn flush_updates_forever(updates: Arc<crate::couch::updates::DbUpdates>) {
+    let mut tick = tokio::time::interval(crate::couch::updates::FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = updates.flush().await {
+            tracing::warn!(error = %e, "recording database updates failed");
         }
     }
 }

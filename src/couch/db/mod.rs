@@ -252,10 +252,17 @@ struct Inner {
     /// A compaction is under way.
     compacting: AtomicBool,
     ids: Arc<dyn IdSource>,
+    /// Told of every commit (`_db_updates`).
+    updates: Arc<super::updates::DbUpdates>,
 }
 
 impl Db {
-    pub(super) async fn load(name: &str, store: LevelDb, ids: Arc<dyn IdSource>) -> Result<Db> {
+    pub(super) async fn load(
+        name: &str,
+        store: LevelDb,
+        ids: Arc<dyn IdSource>,
+        updates: Arc<super::updates::DbUpdates>,
+    ) -> Result<Db> {
         let mut writer = Writer::default();
         writer.reload(&store).await?;
         let (meta, bodies, seqs, atts, locals) = (
@@ -283,6 +290,7 @@ impl Db {
                 deleted: AtomicBool::new(false),
                 compacting: AtomicBool::new(false),
                 ids,
+                updates,
             }),
         })
     }
@@ -355,6 +363,7 @@ impl Db {
         {
             writer.counters = next;
             writer.stored = Some(raw);
+            self.inner.updates.touch(&self.inner.name);
             return Ok(true);
         }
         writer.reload(&self.inner.store).await?;

@@ -54,6 +54,10 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     let attachment = || g(Attachment, get(att_get).put(att_put).delete(att_delete));
     Router::new()
         .route("/_all_dbs", g(AdminOnly, get(all_dbs)))
+        .route(
+            "/_db_updates",
+            g(AdminOnly, get(super::changes::db_updates)),
+        )
         .route("/_uuids", get(uuids))
         // PouchDB addresses a database as `/db/`.
         .route("/{db}", database())
