@@ -16,7 +16,7 @@ use crate::couch::mango::{FindRequest, IndexDef, IndexRequest, SortDir};
 pub const FIND_PAGE: usize = 200;
 
 /// Changes folded into an index per commit while bringing it up to date.
-const INDEX_BATCH: usize = 200;
+const INDEX_BATCH: usize = 1_000;
 
 /// The most design documents a database's index list is read from.
 pub const MAX_DESIGN_DOCS: usize = 1_000;
@@ -218,39 +218,48 @@ impl Db {
                 b"s".to_vec(),
                 Bytes::from(page.last_seq.to_string()),
             ));
-            // Lost to another process: read its progress and go on from there.
-            ix.batch_if(b"s", stored.as_deref(), ops).await?;
+            // Lost to another process: read its progress and go on from there. An index is
+            // derived data: its commits need not wait for the disk (a crash may take back the
+            // last ones, sequence and entries together, and the next query redoes them).
+            ix.batch_if_relaxed(b"s", stored.as_deref(), ops).await?;
         }
     }
 
     /// The winning, live revisions of documents as clients read them (without attachments'
     /// data); deleted and missing ones are left out.
     async fn winners(&self, ids: &[String]) -> Result<HashMap<String, Value>> {
-        self.winners_with(ids, &DocOptions::default()).await
+        let metas = self.metas(ids).await?;
+        let metas: Vec<(String, Meta)> = metas
+            .into_iter()
+            .filter_map(|(id, m)| m.map(|m| (id, m)))
+            .collect();
+        self.render_winners(&metas, &DocOptions::default()).await
     }
 
-    async fn winners_with(
+    /// The winning, live revisions of documents whose metadata is at hand, rendered.
+    async fn render_winners(
         &self,
-        ids: &[String],
+        metas: &[(String, Meta)],
         opts: &DocOptions,
     ) -> Result<HashMap<String, Value>> {
-        let metas = self.metas(ids).await?;
         let mut wanted = Vec::new();
-        for (id, meta) in &metas {
-            if let Some(Some((rev, false))) = meta.as_ref().map(|m| m.tree.winner()) {
+        for (id, meta) in metas {
+            if let Some((rev, false)) = meta.tree.winner() {
                 wanted.push((id.clone(), rev));
             }
         }
         let mut bodies = self.bodies(&wanted).await?;
         let mut out = HashMap::new();
-        for (id, rev) in wanted {
-            let (Some(body), Some(Some(meta))) =
-                (bodies.remove(&(id.clone(), rev.clone())), metas.get(&id))
-            else {
+        for ((id, meta), (_, rev)) in metas
+            .iter()
+            .filter(|(_, m)| matches!(m.tree.winner(), Some((_, false))))
+            .zip(wanted)
+        {
+            let Some(body) = bodies.remove(&(id.clone(), rev.clone())) else {
                 continue;
             };
-            let doc = self.render(&id, &rev, meta, body, opts).await?;
-            out.insert(id, doc);
+            let doc = self.render(id, &rev, meta, body, opts).await?;
+            out.insert(id.clone(), doc);
         }
         Ok(out)
     }
@@ -302,12 +311,21 @@ impl Db {
                 range.gte = None;
             }
         }
-        // One read of the page's keys, then one of their documents.
+        // One read of the page's keys (and, by id, the documents' metadata), then one of the
+        // documents.
         let mut entries = Vec::new();
+        let mut metas = Vec::new();
         let mut it = source.iterator(range)?;
         while let Some((k, v)) = it.next().await? {
             let id = match plan {
-                Plan::AllDocs => Meta::from_bytes(&v)?.id(&k),
+                Plan::AllDocs => {
+                    let meta = Meta::from_bytes(&v)?;
+                    let id = meta.id(&k);
+                    if !is_design_doc(&id) {
+                        metas.push((id.clone(), meta));
+                    }
+                    id
+                }
                 Plan::Json(_) => String::from_utf8(v.to_vec())
                     .map_err(|_| CouchError::internal("corrupt index entry"))?,
             };
@@ -320,16 +338,24 @@ impl Db {
                 .flatten(),
             ..FindPage::default()
         };
-        let ids: Vec<String> = entries
-            .iter()
-            .filter(|(_, id)| !is_design_doc(id))
-            .map(|(_, id)| id.clone())
-            .collect();
+        if let Plan::Json(_) = plan {
+            let ids: Vec<String> = entries
+                .iter()
+                .filter(|(_, id)| !is_design_doc(id))
+                .map(|(_, id)| id.clone())
+                .collect();
+            metas = self
+                .metas(&ids)
+                .await?
+                .into_iter()
+                .filter_map(|(id, m)| m.map(|m| (id, m)))
+                .collect();
+        }
         let opts = DocOptions {
             conflicts: req.conflicts,
             ..DocOptions::default()
         };
-        let docs = self.winners_with(&ids, &opts).await?;
+        let docs = self.render_winners(&metas, &opts).await?;
         for (k, id) in entries {
             if page.docs.len() >= max_rows {
                 // Stopped by the page's row budget: resume right after the last one returned.
