@@ -210,6 +210,24 @@ test('at the edge: each database is an object of its own; the catalog lists, del
   }
 });
 
+test('at the edge: Mango _find with and without an index, _changes with a selector; _db_updates refused', async () => {
+  assert.equal((await adminCall(edge, 'PUT', '/edge-mango')).status, 201);
+  const docs = Array.from({ length: 50 }, (_, i) => ({ _id: `m${String(i).padStart(2, '0')}`, n: i, even: i % 2 === 0 }));
+  assert.equal((await adminCall(edge, 'POST', '/edge-mango/_bulk_docs', { docs })).status, 201);
+  const query = { selector: { n: { $gte: 40 }, even: true }, fields: ['_id', 'n'], sort: [{ n: 'desc' }] };
+  let r = await adminCall(edge, 'POST', '/edge-mango/_find', { ...query, sort: undefined });
+  assert.deepEqual(r.body.docs.map((d) => d._id), ['m40', 'm42', 'm44', 'm46', 'm48']);
+  assert.match(r.body.warning, /No matching index/);
+  assert.equal((await adminCall(edge, 'POST', '/edge-mango/_index', { index: { fields: ['n'] }, ddoc: 'by-n', name: 'n' })).status, 200);
+  r = await adminCall(edge, 'POST', '/edge-mango/_find', query);
+  assert.deepEqual(r.body.docs, [48, 46, 44, 42, 40].map((n) => ({ _id: `m${n}`, n })));
+  assert.equal(r.body.warning, undefined);
+  r = await adminCall(edge, 'POST', '/edge-mango/_changes?filter=_selector', { selector: { n: { $lt: 3 } } });
+  assert.deepEqual(r.body.results.map((c) => c.id), ['m00', 'm01', 'm02']);
+  r = await adminCall(edge, 'GET', '/_db_updates');
+  assert.equal(r.status, 501);
+});
+
 test('at the edge: sign up, log in, live-sync the own database; nobody else gets in; JWTs', async () => {
   await userJourney(edge.url);
   // A deleted user is taken out of their database's _security: the catalog's change reaches
