@@ -155,6 +155,118 @@ impl Db {
         Ok(self.inner.indexes.sublevel(&def.signature)?)
     }
 
+    /// The json indexes, as this process last read them from the design documents (read again
+    /// after it commits a design document: [`Db::design_written`]). Another node's new index is missed until then; the
+    /// query that reads it brings it up to date anyway.
+    async fn known_indexes(&self) -> Result<Arc<Vec<IndexDef>>> {
+        let generation = self.inner.design_writes.load(Ordering::SeqCst);
+        if let Some((g, cached)) = self.cached_indexes() {
+            if g == generation {
+                return Ok(cached);
+            }
+        }
+        let fresh = Arc::new(self.mango_indexes().await?);
+        *self
+            .inner
+            .indexes_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some((generation, fresh.clone()));
+        Ok(fresh)
+    }
+
+    /// Says a design document was committed: the index list is read again.
+    pub(super) fn design_written(&self) {
+        self.inner.design_writes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn cached_indexes(&self) -> Option<(u64, Arc<Vec<IndexDef>>)> {
+        self.inner
+            .indexes_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The index entries a commit from sequence `before` to `after` changes, added to its batch,
+    /// for every index that is up to date at `before`: so an index kept current stays current
+    /// with each write, in the same atomic batch. An index behind (new, or missed by another
+    /// node's writer) is left to [`Db::update_index`].
+    pub(super) async fn index_upkeep(
+        &self,
+        staging: &write::Staging,
+        before: u64,
+        after: u64,
+        ops: &mut Vec<BatchOp>,
+    ) -> Result<()> {
+        let indexes = self.known_indexes().await?;
+        if indexes.is_empty() {
+            return Ok(());
+        }
+        // The documents as they will be: winners' bodies from the batch or the store.
+        let mut docs: Vec<(String, Option<Value>)> = Vec::new();
+        for (id, meta) in &staging.metas {
+            let doc = match meta.tree.winner() {
+                Some((rev, false)) if !is_design_doc(id) => {
+                    match self.load_body(staging, id, &rev).await? {
+                        Some(body) => Some(
+                            self.render(id, &rev, meta, body, &DocOptions::default())
+                                .await?,
+                        ),
+                        None => None,
+                    }
+                }
+                _ => None,
+            };
+            docs.push((id.clone(), doc));
+        }
+        let current = before.to_string();
+        for def in indexes.iter() {
+            let ix = self.index_store(def)?;
+            if ix.get(b"s").await?.as_deref() != Some(current.as_bytes()) {
+                continue;
+            }
+            let within = ix
+                .prefix_within(&self.inner.store)
+                .ok_or_else(|| CouchError::internal("an index outside its database"))?
+                .to_vec();
+            let back_keys: Vec<Vec<u8>> = docs
+                .iter()
+                .map(|(id, _)| [b"b".as_slice(), &doc_key(id)].concat())
+                .collect();
+            let olds = ix.get_many(&back_keys).await?;
+            for (((id, doc), back), old) in docs.iter().zip(back_keys).zip(olds) {
+                let new = doc
+                    .as_ref()
+                    .and_then(|d| def.key_of(d))
+                    .map(|k| [b"e".as_slice(), &k, &doc_key(id)].concat());
+                if old.as_deref() == new.as_deref() {
+                    continue;
+                }
+                if let Some(old) = old {
+                    ops.push(BatchOp::del([within.as_slice(), &old].concat()));
+                }
+                match new {
+                    Some(k) => {
+                        ops.push(BatchOp::put(
+                            [within.as_slice(), &k].concat(),
+                            Bytes::from(id.clone()),
+                        ));
+                        ops.push(BatchOp::put(
+                            [within.as_slice(), &back].concat(),
+                            Bytes::from(k),
+                        ));
+                    }
+                    None => ops.push(BatchOp::del([within.as_slice(), &back].concat())),
+                }
+            }
+            ops.push(BatchOp::put(
+                [within.as_slice(), b"s"].concat(),
+                Bytes::from(after.to_string()),
+            ));
+        }
+        Ok(())
+    }
+
     /// Brings an index up to date with the database: the changes since the sequence it holds,
     /// [`INDEX_BATCH`] per commit. Each commit is conditional on that sequence, so two
     /// processes updating one index at once never apply a change twice.

@@ -243,6 +243,10 @@ struct Inner {
     indexes: LevelDb,
     /// One index update at a time in this process (others wait, then find it current).
     index_lock: tokio::sync::Mutex<()>,
+    /// Design documents this process wrote (the index list is read again after one).
+    design_writes: std::sync::atomic::AtomicU64,
+    /// The json indexes as last read, with the `design_writes` they were read at.
+    indexes_seen: std::sync::Mutex<Option<(u64, Arc<Vec<crate::couch::mango::IndexDef>>)>>,
     /// The sublevels' keys as `store` sees them, for batches.
     keys: KeyLayout,
     /// Serializes this process's writers; other nodes are kept out by the guard on the
@@ -284,6 +288,8 @@ impl Db {
                 atts,
                 indexes,
                 index_lock: tokio::sync::Mutex::new(()),
+                design_writes: std::sync::atomic::AtomicU64::new(0),
+                indexes_seen: std::sync::Mutex::new(None),
                 keys,
                 store,
                 writer: tokio::sync::Mutex::new(writer),

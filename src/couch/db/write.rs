@@ -94,7 +94,19 @@ impl Db {
             if staging.ops.is_empty() {
                 return Ok(results);
             }
-            if self.commit(&mut writer, next, staging.ops).await? {
+            let design = staging.metas.keys().any(|id| is_design_doc(id));
+            let mut ops = std::mem::take(&mut staging.ops);
+            self.index_upkeep(
+                &staging,
+                writer.counters.update_seq,
+                next.update_seq,
+                &mut ops,
+            )
+            .await?;
+            if self.commit(&mut writer, next, ops).await? {
+                if design {
+                    self.design_written();
+                }
                 return Ok(results);
             }
             // Another node committed in between: start over from what it left.

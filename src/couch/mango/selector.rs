@@ -592,3 +592,183 @@ mod tests {
         assert_eq!(out.to_string(), r#"{"z":3,"a":{"c":2}}"#);
     }
 }
+
+/// The selector language checked against a reference evaluator written from CouchDB's
+/// documentation: it reads the selector as given (no normalization: `$not` is "does not
+/// match", `$nor` "none matches", several keys "all hold"). On documents that have every field a
+/// selector names, CouchDB's normalized matching must agree with it exactly.
+#[cfg(test)]
+mod reference {
+    use super::*;
+    use crate::couch::mango::collate::cmp;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn eq(a: &Value, b: &Value) -> bool {
+        cmp(a, b) == Ordering::Equal
+    }
+
+    fn reference(sel: &Value, doc: &Value) -> bool {
+        sel.as_object()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| match k.as_str() {
+                "$and" => v.as_array().unwrap().iter().all(|s| reference(s, doc)),
+                "$or" => v.as_array().unwrap().iter().any(|s| reference(s, doc)),
+                "$nor" => !v.as_array().unwrap().iter().any(|s| reference(s, doc)),
+                "$not" => !reference(v, doc),
+                field => condition(v, &doc[field]),
+            })
+    }
+
+    fn condition(c: &Value, v: &Value) -> bool {
+        let ops = match c.as_object() {
+            Some(m) if m.keys().all(|k| k.starts_with('$')) => m,
+            _ => return eq(v, c),
+        };
+        ops.iter().all(|(op, arg)| {
+            let list = || arg.as_array().unwrap();
+            let member = |x: &Value| list().iter().any(|a| eq(x, a));
+            match op.as_str() {
+                "$eq" => eq(v, arg),
+                "$ne" => !eq(v, arg),
+                "$gt" => cmp(v, arg) == Ordering::Greater,
+                "$gte" => cmp(v, arg) != Ordering::Less,
+                "$lt" => cmp(v, arg) == Ordering::Less,
+                "$lte" => cmp(v, arg) != Ordering::Greater,
+                "$exists" => arg.as_bool().unwrap(),
+                "$type" => type_name(v) == arg.as_str().unwrap(),
+                // "The document field must exist in the list provided"; an array field: one of
+                // its elements.
+                "$in" => match v {
+                    Value::Array(items) => items.iter().any(member),
+                    _ => member(v),
+                },
+                "$nin" => !condition(&json!({"$in": arg}), v),
+                "$size" => v
+                    .as_array()
+                    .is_some_and(|a| a.len() as u64 == arg.as_u64().unwrap()),
+                "$mod" => match (v.as_i64(), list()[0].as_i64(), list()[1].as_i64()) {
+                    (Some(x), Some(d), Some(r)) => x % d == r,
+                    _ => false,
+                },
+                "$all" => v
+                    .as_array()
+                    .is_some_and(|items| list().iter().all(|a| items.iter().any(|i| eq(i, a)))),
+                "$elemMatch" => v
+                    .as_array()
+                    .is_some_and(|items| items.iter().any(|i| element(arg, i))),
+                "$allMatch" => v.as_array().is_some_and(|items| {
+                    !items.is_empty() && items.iter().all(|i| element(arg, i))
+                }),
+                "$not" => !condition(arg, v),
+                other => panic!("the generator made {other}"),
+            }
+        })
+    }
+
+    /// A sub-selector on an array element: operators on the element itself, or fields of it.
+    fn element(sub: &Value, item: &Value) -> bool {
+        let on_itself = sub.as_object().unwrap().keys().all(|k| k.starts_with('$'));
+        if on_itself {
+            condition(sub, item)
+        } else {
+            item.is_object() && reference(sub, item)
+        }
+    }
+
+    fn scalar() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            (-3i64..4).prop_map(|n| json!(n)),
+            Just(json!(1.5)),
+            prop_oneof![Just("x"), Just("y"), Just("")].prop_map(|s| json!(s)),
+            any::<bool>().prop_map(|b| json!(b)),
+            Just(Value::Null),
+        ]
+    }
+
+    fn doc() -> impl Strategy<Value = Value> {
+        (
+            scalar(),
+            scalar(),
+            proptest::collection::vec(-2i64..3, 0..4),
+            proptest::collection::vec((-2i64..3).prop_map(|k| json!({"k": k})), 0..3),
+        )
+            .prop_map(|(a, b, arr, objs)| json!({"a": a, "b": b, "arr": arr, "objs": objs}))
+    }
+
+    fn cond() -> impl Strategy<Value = Value> {
+        let cmp_op = prop_oneof![
+            Just("$eq"),
+            Just("$ne"),
+            Just("$gt"),
+            Just("$gte"),
+            Just("$lt"),
+            Just("$lte")
+        ];
+        let leaf = prop_oneof![
+            scalar().prop_filter("a bare object is fields", |v| !v.is_object()),
+            (cmp_op, scalar()).prop_map(|(op, v)| json!({ op: v })),
+            proptest::collection::vec(scalar(), 1..3).prop_map(|l| json!({"$in": l})),
+            proptest::collection::vec(scalar(), 1..3).prop_map(|l| json!({"$nin": l})),
+            any::<bool>().prop_map(|b| json!({"$exists": b})),
+            prop_oneof![Just("null"), Just("number"), Just("string"), Just("array")]
+                .prop_map(|t| json!({"$type": t})),
+        ];
+        leaf.prop_recursive(2, 8, 2, |inner| {
+            prop_oneof![
+                inner
+                    .clone()
+                    .prop_filter("$not takes operators", Value::is_object)
+                    .prop_map(|c| json!({"$not": c})),
+                (inner.clone(), inner).prop_map(|(x, y)| {
+                    // Two operators on one field (an implicit `$and`), when both are objects.
+                    match (x, y) {
+                        (Value::Object(mut p), Value::Object(q)) => {
+                            p.extend(q);
+                            Value::Object(p)
+                        }
+                        (x, _) => x,
+                    }
+                }),
+            ]
+        })
+    }
+
+    fn array_cond() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            (0u64..4).prop_map(|n| json!({"arr": {"$size": n}})),
+            (-2i64..3).prop_map(|n| json!({"arr": {"$all": [n]}})),
+            (-2i64..3).prop_map(|n| json!({"arr": {"$elemMatch": {"$gt": n}}})),
+            (-2i64..3).prop_map(|n| json!({"arr": {"$allMatch": {"$lte": n}}})),
+            (-2i64..3).prop_map(|n| json!({"objs": {"$elemMatch": {"k": n}}})),
+            (2i64..4, 0i64..2).prop_map(|(d, r)| json!({"a": {"$mod": [d, r]}})),
+        ]
+    }
+
+    fn selector() -> impl Strategy<Value = Value> {
+        let field = prop_oneof![Just("a"), Just("b")];
+        let leaf = prop_oneof![
+            3 => (field, cond()).prop_map(|(f, c)| json!({ f: c })),
+            1 => array_cond(),
+        ];
+        leaf.prop_recursive(3, 12, 3, |inner| {
+            let list = proptest::collection::vec(inner.clone(), 1..3);
+            prop_oneof![
+                list.clone().prop_map(|l| json!({"$and": l})),
+                list.clone().prop_map(|l| json!({"$or": l})),
+                list.prop_map(|l| json!({"$nor": l})),
+                inner.prop_map(|s| json!({"$not": s})),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn normalized_matching_agrees_with_the_reference(sel in selector(), doc in doc()) {
+            let parsed = Selector::parse(&sel).unwrap();
+            prop_assert_eq!(parsed.matches(&doc), reference(&sel, &doc), "{} on {}", sel, doc);
+        }
+    }
+}
