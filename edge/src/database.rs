@@ -24,12 +24,15 @@ use worker::{durable_object, DurableObject, Env, Request, Response, Result, Stat
 
 use crate::front::{internal, registry};
 use crate::host::{to_axum, to_worker_error, Core};
-use crate::route::{Asserted, Catalog, CATALOG_PATH, DROP_PATH, SESSION_HEADER};
+use crate::route::{Asserted, Catalog, CATALOG_PATH, DROP_PATH, SESSION_HEADER, UPDATED_PATH};
 
 /// Where the object keeps what it last took from the catalog.
 const PLACEMENT_KEY: &str = "edge_placement";
 /// How long the catalog's answer is trusted before it is asked again.
 pub const CATALOG_FOR_MS: f64 = 10_000.0;
+/// How long after a write the object tells the registry (`_db_updates`): the writes of that
+/// interval go in one report.
+const REPORT_AFTER: std::time::Duration = couchkv::couch::updates::FLUSH_EVERY;
 
 #[durable_object]
 pub struct DatabaseObject {
@@ -42,6 +45,8 @@ pub struct DatabaseObject {
     placed: RefCell<Option<Value>>,
     /// One placement at a time (requests interleave at every await).
     placing: futures::lock::Mutex<()>,
+    /// A report of writes to the registry is on its way (`_db_updates`).
+    reporting: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
 impl DatabaseObject {
@@ -137,6 +142,31 @@ impl DatabaseObject {
     }
 }
 
+impl DatabaseObject {
+    /// The registry holds `_db_updates`: tell it the database was written to, once per
+    /// [`REPORT_AFTER`] however many writes came in between, after the response (a timer
+    /// task of the object's). An object evicted before its timer fires loses that report, as a
+    /// native process killed within its flush interval does.
+    fn report_writes(&self, core: &Core, name: &str) {
+        if core.state.couch.updates().take_marked().is_empty() || self.reporting.get() {
+            return;
+        }
+        self.reporting.set(true);
+        let (env, name, reporting) = (self.env.clone(), name.to_owned(), self.reporting.clone());
+        let runtime = core.state.runtime.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            runtime.sleep(REPORT_AFTER).await;
+            reporting.set(false);
+            let body = json!({ "db": name }).to_string();
+            if let Ok(req) = internal(UPDATED_PATH, worker::Headers::new(), Some(body)) {
+                if let Ok(registry) = registry(&env) {
+                    let _ = registry.fetch_with_request(req).await;
+                }
+            }
+        });
+    }
+}
+
 fn ok_if(r: std::result::Result<(), CouchError>, kind: ErrorKind) -> Result<()> {
     match r {
         Err(e) if !e.is(kind) => Err(to_worker_error(e)),
@@ -153,6 +183,7 @@ impl DurableObject for DatabaseObject {
             catalog: RefCell::new(None),
             placed: RefCell::new(None),
             placing: futures::lock::Mutex::new(()),
+            reporting: std::rc::Rc::new(std::cell::Cell::new(false)),
         }
     }
 
@@ -179,7 +210,9 @@ impl DurableObject for DatabaseObject {
         self.place(&core, &name, &facts).await?;
         let mut req = to_axum(req).await?;
         req.extensions_mut().insert(asserted.session);
-        core.serve(req).await
+        let resp = core.serve(req).await;
+        self.report_writes(&core, &name);
+        resp
     }
 }
 

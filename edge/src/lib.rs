@@ -35,13 +35,6 @@ async fn fetch(
             &serde_json::json!({"error": "not_found", "reason": "missing"}),
         )?
         .with_status(404)),
-        // Each database is an object of its own and does not report its commits to the
-        // registry yet, which would hold the feed: refused rather than answered without them.
-        "/_db_updates" => Ok(worker::Response::from_json(&serde_json::json!({
-            "error": "not_implemented",
-            "reason": "_db_updates is not available at the edge yet (database objects do not report their commits to the registry)",
-        }))?
-        .with_status(501)),
         _ => front::fetch(req, &env).await,
     }
 }

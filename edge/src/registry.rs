@@ -18,7 +18,7 @@ use serde_json::Value;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 use crate::host::{peer, to_axum, Core};
-use crate::route::{Asserted, Catalog, CATALOG_PATH, SESSION_PATH};
+use crate::route::{Asserted, Catalog, CATALOG_PATH, SESSION_PATH, UPDATED_PATH};
 
 #[durable_object]
 pub struct RegistryObject {
@@ -92,6 +92,23 @@ impl RegistryObject {
     }
 }
 
+impl RegistryObject {
+    /// `POST /_edge/updated` with `{"db": name}`: a database's object was written to; recorded
+    /// in the `_db_updates` feed the registry holds.
+    async fn updated(&self, core: &Core, mut req: Request) -> Result<Response> {
+        let body: Value = req.json().await?;
+        let Some(db) = body["db"].as_str() else {
+            return render(couchkv::couch::CouchError::bad_request("no db"));
+        };
+        let updates = core.state.couch.updates();
+        updates.touch(db);
+        match updates.flush().await {
+            Ok(()) => Response::from_json(&serde_json::json!({"ok": true})),
+            Err(e) => render(e),
+        }
+    }
+}
+
 /// A core error in the API's own shape.
 fn render(e: couchkv::couch::CouchError) -> Result<Response> {
     use axum::response::IntoResponse;
@@ -112,6 +129,7 @@ impl DurableObject for RegistryObject {
         match req.path().as_str() {
             SESSION_PATH => return self.session(&core, req).await,
             CATALOG_PATH => return self.catalog(&core, req).await,
+            UPDATED_PATH => return self.updated(&core, req).await,
             _ => {}
         }
         core.serve(to_axum(req).await?).await

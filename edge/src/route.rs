@@ -17,6 +17,8 @@ pub const SESSION_PATH: &str = "/_edge/session";
 pub const CATALOG_PATH: &str = "/_edge/catalog";
 /// The database object's internal route: the database was deleted, drop its storage.
 pub const DROP_PATH: &str = "/_edge/drop";
+/// A database's object reports that it was written to (`{"db": name}`): `_db_updates`.
+pub const UPDATED_PATH: &str = "/_edge/updated";
 
 /// Where a client request goes.
 #[derive(Debug, PartialEq, Eq)]

@@ -68,6 +68,12 @@ impl DbUpdates {
         }
     }
 
+    /// Takes the marked databases out, for a host that records them elsewhere (the edge: a
+    /// database's object reports them to the registry, which holds the feed).
+    pub fn take_marked(&self) -> Vec<(String, &'static str)> {
+        self.marked().drain().collect()
+    }
+
     /// Records a creation or deletion now (with any marked updates).
     pub async fn record(&self, name: &str, kind: &'static str) -> Result<()> {
         self.marked().insert(name.to_owned(), kind);
