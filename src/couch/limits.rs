@@ -16,6 +16,11 @@ pub const MAX_REVS_DIFF_IDS: usize = 10_000;
 pub const MAX_REVS_DIFF_REVS: usize = 100_000;
 /// Revisions in one `open_revs` or `atts_since` list.
 pub const MAX_REV_LIST: usize = 1_000;
+/// JSON values in one Mango selector (operators, fields and arguments, every `$in` item): the
+/// work of matching one document is proportional to it.
+pub const MAX_SELECTOR_TERMS: usize = 10_000;
+/// Fields of one `_find` `fields` or `sort` list.
+pub const MAX_FIND_FIELDS: usize = 1_000;
 
 /// What a bounded list is, for its error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +34,8 @@ pub enum ListKind {
     OpenRevs,
     AttsSince,
     PurgeIds,
+    SelectorTerms,
+    FindFields,
 }
 
 impl ListKind {
@@ -40,6 +47,8 @@ impl ListKind {
             ListKind::RevsDiffIds | ListKind::PurgeIds => MAX_REVS_DIFF_IDS,
             ListKind::RevsDiffRevs => MAX_REVS_DIFF_REVS,
             ListKind::OpenRevs | ListKind::AttsSince => MAX_REV_LIST,
+            ListKind::SelectorTerms => MAX_SELECTOR_TERMS,
+            ListKind::FindFields => MAX_FIND_FIELDS,
         }
     }
 
@@ -53,6 +62,8 @@ impl ListKind {
             ListKind::RevsDiffRevs => "revisions",
             ListKind::OpenRevs => "open_revs",
             ListKind::AttsSince => "atts_since",
+            ListKind::SelectorTerms => "selector terms",
+            ListKind::FindFields => "fields",
         }
     }
 }

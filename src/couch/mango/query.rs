@@ -6,6 +6,7 @@ use sha2::Digest;
 
 use super::collate::sort_key;
 use super::selector::{get_path, parse_path, Path, Selector};
+use crate::couch::limits::{self, ListKind};
 use crate::couch::{CouchError, ErrorKind, Result};
 
 /// CouchDB's default `limit` of `_find`.
@@ -112,6 +113,9 @@ impl FindRequest {
             .ok_or_else(|| bad("Missing required key: selector"))?;
         let selector = Selector::parse(&selector_json)?;
         let fields_json = map.get("fields").cloned();
+        if let Some(Value::Array(fs)) = &fields_json {
+            limits::check(ListKind::FindFields, fs.len())?;
+        }
         let fields = match &fields_json {
             None => None,
             Some(Value::Array(fs)) => Some(
@@ -131,6 +135,7 @@ impl FindRequest {
         match map.get("sort") {
             None => {}
             Some(Value::Array(items)) => {
+                limits::check(ListKind::FindFields, items.len())?;
                 for item in items {
                     let (name, d) = sort_field(item)?;
                     if dir.is_some_and(|x| x != d) {

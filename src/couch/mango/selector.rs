@@ -14,6 +14,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 
 use super::collate::cmp;
+use crate::couch::limits::{self, ListKind};
 use crate::couch::{CouchError, ErrorKind, Result};
 
 /// The most bytes a `$regex` may compile to (the regex crate matches in linear time; this bounds
@@ -156,6 +157,7 @@ impl Selector {
                 "Selector must be a JSON object",
             ));
         };
+        limits::check(ListKind::SelectorTerms, terms(v))?;
         let root = parse(v, &[])?;
         if has_empty_field(&root) {
             return Err(CouchError::new(
@@ -174,6 +176,15 @@ impl Selector {
 
     pub fn matches(&self, doc: &Value) -> bool {
         node_matches(&self.root, doc)
+    }
+}
+
+/// How many JSON values a selector holds (keys count with their values).
+fn terms(v: &Value) -> usize {
+    match v {
+        Value::Array(items) => 1 + items.iter().map(terms).sum::<usize>(),
+        Value::Object(m) => 1 + m.values().map(terms).sum::<usize>(),
+        _ => 1,
     }
 }
 
@@ -563,6 +574,7 @@ mod tests {
             (json!({"a": {"$size": -1}}), "bad_arg"),
             (json!({"$gt": 1}), "invalid_selector"),
             (json!("foo"), "invalid_selector"),
+            (json!({"a": {"$in": vec![1; 10_000]}}), "too_large"),
         ] {
             assert_eq!(Selector::parse(&sel).unwrap_err().error, error, "{sel}");
         }
