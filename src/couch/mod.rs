@@ -32,6 +32,7 @@ pub mod mango;
 pub mod revs;
 pub mod security;
 pub mod updates;
+pub mod views;
 
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
