@@ -219,6 +219,10 @@ impl Db {
             };
             docs.push((id.clone(), doc));
         }
+        let docs: Vec<(String, Option<&Value>)> = docs
+            .iter()
+            .map(|(id, d)| (id.clone(), d.as_ref()))
+            .collect();
         let current = before.to_string();
         for def in indexes.iter() {
             let ix = self.index_store(def)?;
@@ -227,42 +231,8 @@ impl Db {
             }
             let within = ix
                 .prefix_within(&self.inner.store)
-                .ok_or_else(|| CouchError::internal("an index outside its database"))?
-                .to_vec();
-            let back_keys: Vec<Vec<u8>> = docs
-                .iter()
-                .map(|(id, _)| [b"b".as_slice(), &doc_key(id)].concat())
-                .collect();
-            let olds = ix.get_many(&back_keys).await?;
-            for (((id, doc), back), old) in docs.iter().zip(back_keys).zip(olds) {
-                let new = doc
-                    .as_ref()
-                    .and_then(|d| def.key_of(d))
-                    .map(|k| [b"e".as_slice(), &k, &doc_key(id)].concat());
-                if old.as_deref() == new.as_deref() {
-                    continue;
-                }
-                if let Some(old) = old {
-                    ops.push(BatchOp::del([within.as_slice(), &old].concat()));
-                }
-                match new {
-                    Some(k) => {
-                        ops.push(BatchOp::put(
-                            [within.as_slice(), &k].concat(),
-                            Bytes::from(id.clone()),
-                        ));
-                        ops.push(BatchOp::put(
-                            [within.as_slice(), &back].concat(),
-                            Bytes::from(k),
-                        ));
-                    }
-                    None => ops.push(BatchOp::del([within.as_slice(), &back].concat())),
-                }
-            }
-            ops.push(BatchOp::put(
-                [within.as_slice(), b"s"].concat(),
-                Bytes::from(after.to_string()),
-            ));
+                .ok_or_else(|| CouchError::internal("an index outside its database"))?;
+            ops.extend(entry_ops(def, &ix, &docs, within, after).await?);
         }
         Ok(())
     }
@@ -298,38 +268,10 @@ impl Db {
                 .iter()
                 .filter_map(|r| r["id"].as_str().map(str::to_owned))
                 .collect();
-            let docs = self.winners(&ids).await?;
-            let back_keys: Vec<Vec<u8>> = ids
-                .iter()
-                .map(|id| [b"b".as_slice(), &doc_key(id)].concat())
-                .collect();
-            let olds = ix.get_many(&back_keys).await?;
-            let mut ops = Vec::new();
-            for ((id, back), old) in ids.iter().zip(back_keys).zip(olds) {
-                let new = match docs.get(id) {
-                    Some(doc) if !is_design_doc(id) => def
-                        .key_of(doc)
-                        .map(|k| [b"e".as_slice(), &k, &doc_key(id)].concat()),
-                    _ => None,
-                };
-                if old.as_deref() == new.as_deref() {
-                    continue;
-                }
-                if let Some(old) = old {
-                    ops.push(BatchOp::del(old.to_vec()));
-                }
-                match new {
-                    Some(k) => {
-                        ops.push(BatchOp::put(k.clone(), Bytes::from(id.clone())));
-                        ops.push(BatchOp::put(back, Bytes::from(k)));
-                    }
-                    None => ops.push(BatchOp::del(back)),
-                }
-            }
-            ops.push(BatchOp::put(
-                b"s".to_vec(),
-                Bytes::from(page.last_seq.to_string()),
-            ));
+            let winners = self.winners(&ids).await?;
+            let docs: Vec<(String, Option<&Value>)> =
+                ids.iter().map(|id| (id.clone(), winners.get(id))).collect();
+            let ops = entry_ops(def, &ix, &docs, &[], page.last_seq).await?;
             // Lost to another process: read its progress and go on from there. An index is
             // derived data: its commits need not wait for the disk (a crash may take back the
             // last ones, sequence and entries together, and the next query redoes them).
@@ -495,4 +437,46 @@ impl Db {
         }
         Ok(page)
     }
+}
+
+/// The batch that moves `def`'s entries for `docs` (each document as it now is; `None` when it
+/// is deleted, gone or a design document) from what their back-references say to what they are
+/// now, and sets the index's sequence to `seq`. Keys are prefixed with `within`: the index's
+/// place in the level the batch goes to (empty for the index's own level). Shared by the catch-up
+/// of [`Db::update_index`] and the upkeep in a write's batch.
+async fn entry_ops(
+    def: &IndexDef,
+    ix: &LevelDb,
+    docs: &[(String, Option<&Value>)],
+    within: &[u8],
+    seq: u64,
+) -> Result<Vec<BatchOp>> {
+    let back_keys: Vec<Vec<u8>> = docs
+        .iter()
+        .map(|(id, _)| [b"b".as_slice(), &doc_key(id)].concat())
+        .collect();
+    let olds = ix.get_many(&back_keys).await?;
+    let at = |k: &[u8]| [within, k].concat();
+    let mut ops = Vec::new();
+    for (((id, doc), back), old) in docs.iter().zip(back_keys).zip(olds) {
+        let new = doc
+            .filter(|_| !is_design_doc(id))
+            .and_then(|d| def.key_of(d))
+            .map(|k| [b"e".as_slice(), &k, &doc_key(id)].concat());
+        if old.as_deref() == new.as_deref() {
+            continue;
+        }
+        if let Some(old) = old {
+            ops.push(BatchOp::del(at(&old)));
+        }
+        match new {
+            Some(k) => {
+                ops.push(BatchOp::put(at(&k), Bytes::from(id.clone())));
+                ops.push(BatchOp::put(at(&back), Bytes::from(k)));
+            }
+            None => ops.push(BatchOp::del(at(&back))),
+        }
+    }
+    ops.push(BatchOp::put(at(b"s"), Bytes::from(seq.to_string())));
+    Ok(ops)
 }

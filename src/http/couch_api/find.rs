@@ -5,14 +5,16 @@ use crate::couch::mango::query::{choose, encode_bookmark, Plan};
 use crate::couch::mango::{FindRequest, IndexDef, IndexRequest};
 use crate::couch::FIND_PAGE;
 
-/// Which index answers, with a database's indexes brought up to date when the request wants.
-async fn plan(db: &Db, req: &FindRequest) -> Result<(Plan, Option<String>)> {
-    let indexes = db.mango_indexes().await?;
-    let (plan, warning) = choose(req, &indexes)?;
-    if let (Plan::Json(def), true) = (&plan, req.update) {
-        db.update_index(def).await?;
-    }
-    Ok((plan, warning))
+/// The database and the parsed request of a `_find` or `_explain`, and which index answers it.
+async fn planned(
+    state: &AppState,
+    name: &str,
+    body: &Value,
+) -> Result<(Db, FindRequest, Plan, Option<String>)> {
+    let db = db(state, name).await?;
+    let req = FindRequest::parse(body)?;
+    let (plan, warning) = choose(&req, &db.mango_indexes().await?)?;
+    Ok((db, req, plan, warning))
 }
 
 pub(super) struct FindState {
@@ -38,11 +40,13 @@ pub(super) async fn find(
     CouchPath(name): CouchPath<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    let db = db(&state, &name).await?;
-    let req = FindRequest::parse(&body)?;
     let clock = state.kv.clock().clone();
     let started = clock.now_millis();
-    let (plan, warning) = plan(&db, &req).await?;
+    let (db, req, plan, warning) = planned(&state, &name, &body).await?;
+    // The index read is brought up to date first, unless the request says not to.
+    if let (Plan::Json(def), true) = (&plan, req.update) {
+        db.update_index(def).await?;
+    }
     let st = FindState {
         db,
         after: req.bookmark.clone(),
@@ -126,10 +130,7 @@ pub(super) async fn explain(
     CouchPath(name): CouchPath<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response> {
-    let db = db(&state, &name).await?;
-    let req = FindRequest::parse(&body)?;
-    let indexes = db.mango_indexes().await?;
-    let (plan, _) = choose(&req, &indexes)?;
+    let (db, req, plan, _) = planned(&state, &name, &body).await?;
     let range = match &plan {
         Plan::AllDocs => json!({"start_key": null, "end_key": null}),
         Plan::Json(def) => {
