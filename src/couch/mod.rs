@@ -26,6 +26,7 @@
 
 mod db;
 mod error;
+pub mod js;
 pub mod limits;
 mod loaded;
 pub mod mango;

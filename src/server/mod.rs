@@ -12,6 +12,7 @@ use couchkv_adapters::{
 use tokio::net::TcpListener;
 
 mod accept;
+pub mod quickjs;
 
 pub use accept::ConnLimits;
 
