@@ -34,6 +34,7 @@ async fn main() {
             pbkdf2_iterations: iterations,
             ..AuthConfig::default()
         },
+        js: Default::default(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(run(listener, store, config, async {

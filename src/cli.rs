@@ -289,6 +289,11 @@ pub struct ServeArgs {
     #[arg(long, env = "COUCHKV_WRITE_STALL_TIMEOUT", default_value_t = 60)]
     pub write_stall_timeout: u64,
 
+    /// Milliseconds one call into a design document's JavaScript may run (a map over a batch
+    /// of 100 documents, a reduce, a filter, a `validate_doc_update`) before it is stopped.
+    #[arg(long, env = "COUCHKV_JS_TIMEOUT_MS", default_value_t = 5_000)]
+    pub js_timeout_ms: u64,
+
     /// Bodies of old (non-leaf) revisions a database may keep before it compacts itself; 0
     /// leaves compaction to `POST /{db}/_compact`.
     #[arg(long, env = "COUCHKV_COMPACT_AFTER", default_value_t = 10_000)]

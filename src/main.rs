@@ -122,6 +122,10 @@ async fn serve(args: couchkv::cli::ServeArgs) -> Result<(), server::ServerError>
             write_stall_timeout: Duration::from_secs(args.write_stall_timeout.max(1)),
         },
         auth: args.auth_config(),
+        js: server::quickjs::QuickJs {
+            timeout: Duration::from_millis(args.js_timeout_ms.max(1)),
+            ..Default::default()
+        },
     };
     server::run(listener, store, config, server::shutdown_signal()).await
 }

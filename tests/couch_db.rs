@@ -107,6 +107,7 @@ async fn attachments_come_back_byte_for_byte() {
             "all.bin",
             None,
             Some(("application/octet-stream".into(), bytes.clone())),
+            None,
         )
         .await
         .unwrap();
@@ -117,7 +118,7 @@ async fn attachments_come_back_byte_for_byte() {
     assert!(got.digest.starts_with("md5-"), "{}", got.digest);
     // Removing it is a new revision without it.
     let r2 = db
-        .update_attachment("doc", "all.bin", Rev::parse(&rev), None)
+        .update_attachment("doc", "all.bin", Rev::parse(&rev), None, None)
         .await
         .unwrap();
     assert!(rev_of(&r2).starts_with("2-"));

@@ -72,6 +72,7 @@ impl Core {
             clock: Arc::new(DateClock),
             ids: Arc::new(RandomIds),
             runtime: Arc::new(DoRuntime),
+            js: None,
         };
         let http = HttpConfig {
             cors_origins: var(env, "COUCHKV_CORS_ORIGINS")

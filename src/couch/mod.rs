@@ -40,9 +40,9 @@ use std::sync::{Arc, Mutex};
 
 pub use db::{
     check_attachment_name, check_document, validate_document, AllDocsCursor, AllDocsOptions,
-    AllDocsPage, AttachmentData, BulkGetItem, ChangesOptions, ChangesPage, Db, DbInfo, DocOptions,
-    FindPage, OpenRevs, WriteResult, ALL_DOCS_PAGE, FIND_PAGE, MAX_DESIGN_DOCS, MAX_LEAVES,
-    MAX_TREE_REVS,
+    AllDocsPage, AttachmentData, BulkGetItem, ChangesOptions, ChangesPage, Db, DbInfo, DesignDocs,
+    DocOptions, FindPage, OpenRevs, ViewCursor, ViewInfo, WriteCtx, WriteResult, ALL_DOCS_PAGE,
+    FIND_PAGE, MAX_DESIGN_DOCS, MAX_LEAVES, MAX_TREE_REVS,
 };
 pub use error::{CouchError, ErrorKind, Result};
 pub use security::{Security, UserCtx};
@@ -79,6 +79,8 @@ pub struct Couch {
     /// Other nodes share the store: a loaded database is checked against the registry on use,
     /// as another node may have deleted (or deleted and made again) it.
     shared: bool,
+    /// The host's JavaScript engine for design documents, if it has one.
+    js: js::Engine,
 }
 
 /// How often a conditional registry write is retried when other nodes keep writing it.
@@ -173,7 +175,14 @@ impl Couch {
             numbers: tokio::sync::Mutex::new((0, 0)),
             ids,
             shared: false,
+            js: None,
         })
+    }
+
+    /// Runs design documents' JavaScript with `engine`.
+    pub fn with_js(mut self, engine: js::Engine) -> Self {
+        self.js = engine;
+        self
     }
 
     /// Says that other couchkv nodes use the same store (see the `shared` field).
@@ -400,7 +409,14 @@ impl Couch {
             return Err(CouchError::no_db());
         };
         let storage = self.storage(&Entry::parse(&entry)?).await?;
-        let db = Db::load(name, storage, self.ids.clone(), self.updates.clone()).await?;
+        let db = Db::load(
+            name,
+            storage,
+            self.ids.clone(),
+            self.updates.clone(),
+            self.js.clone(),
+        )
+        .await?;
         // Two tasks may have loaded it at once: the first one in wins, so there is one writer
         // lock per database.
         let db = self.loaded().insert(name, entry.clone(), db);

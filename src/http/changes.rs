@@ -11,15 +11,17 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
+use axum::Extension;
 use bytes::Bytes;
 use futures::future::Either;
 use futures::{FutureExt, Stream, StreamExt};
 use serde_json::{json, Value};
 
-use super::couch_api::changes_filter;
+use super::couch_api::{changes_filter, ChangesFilter};
 use super::extract::{CouchPath, JsonBody, Params};
 use super::stream::{json_pages, Step};
 use super::AppState;
+use crate::auth::Session;
 use crate::couch::updates::DbUpdates;
 use crate::couch::{ChangesOptions, ChangesPage, CouchError, Db};
 use crate::level::KeyStream;
@@ -43,20 +45,22 @@ enum FeedKind {
 pub async fn changes_get(
     State(state): State<AppState>,
     CouchPath(name): CouchPath<String>,
+    Extension(session): Extension<Session>,
     p: Params,
     headers: HeaderMap,
 ) -> Result<Response, CouchError> {
-    changes(state, name, p, headers, None).await
+    changes(state, name, &session, p, headers, None).await
 }
 
 pub async fn changes_post(
     State(state): State<AppState>,
     CouchPath(name): CouchPath<String>,
+    Extension(session): Extension<Session>,
     p: Params,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, CouchError> {
-    changes(state, name, p, headers, Some(body)).await
+    changes(state, name, &session, p, headers, Some(body)).await
 }
 
 /// Rows of one page of a normal feed.
@@ -154,7 +158,7 @@ impl ChangesRequest {
         headers: &HeaderMap,
         body: Option<&Value>,
         update_seq: u64,
-    ) -> Result<Self, CouchError> {
+    ) -> Result<(Self, ChangesFilter), CouchError> {
         let feed = match p.get("feed").unwrap_or("normal") {
             "normal" => FeedKind::Normal,
             "longpoll" => FeedKind::Longpoll,
@@ -181,6 +185,7 @@ impl ChangesRequest {
             ));
         }
         let filter = changes_filter(p, body)?;
+        let doc_ids = filter.doc_ids.clone();
         let opts = ChangesOptions {
             since,
             limit: p.number("limit")?.map(|l| l as usize),
@@ -189,8 +194,8 @@ impl ChangesRequest {
             all_docs: style == "all_docs",
             conflicts: p.flag("conflicts")?,
             attachments: p.flag("attachments")?,
-            doc_ids: filter.doc_ids,
-            selector: filter.selector,
+            doc_ids,
+            filter: None,
             before: None,
         };
         let asked_heartbeat = match p.get("heartbeat") {
@@ -211,24 +216,32 @@ impl ChangesRequest {
             Some(ms) => Duration::from_millis(ms),
             None => DEFAULT_TIMEOUT,
         };
-        Ok(Self {
-            feed,
-            opts,
-            heartbeat,
-            timeout: asked_heartbeat.is_none().then_some(timeout),
-        })
+        Ok((
+            Self {
+                feed,
+                opts,
+                heartbeat,
+                timeout: asked_heartbeat.is_none().then_some(timeout),
+            },
+            filter,
+        ))
     }
 }
 
 async fn changes(
     state: AppState,
     name: String,
+    session: &Session,
     p: Params,
     headers: HeaderMap,
     body: Option<Value>,
 ) -> Result<Response, CouchError> {
     let db = state.couch.db(&name).await?;
-    let req = ChangesRequest::parse(&p, &headers, body.as_ref(), db.update_seq().await?)?;
+    let (mut req, filter) =
+        ChangesRequest::parse(&p, &headers, body.as_ref(), db.update_seq().await?)?;
+    req.opts.filter = filter
+        .resolve(&db, &p, &session.user, body.as_ref())
+        .await?;
     feed_response(&state, std::sync::Arc::new(db), req).await
 }
 
@@ -241,7 +254,7 @@ pub async fn db_updates(
     let updates = state.couch.updates().clone();
     // What this process wrote is recorded before it is read.
     updates.flush().await?;
-    let req = ChangesRequest::parse(&p, &headers, None, updates.last_seq().await?)?;
+    let (req, _) = ChangesRequest::parse(&p, &headers, None, updates.last_seq().await?)?;
     feed_response(&state, std::sync::Arc::new(updates), req).await
 }
 

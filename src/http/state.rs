@@ -44,6 +44,8 @@ pub struct Host {
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdSource>,
     pub runtime: Arc<dyn Runtime>,
+    /// The JavaScript engine for design documents (views, filters, `validate_doc_update`).
+    pub js: crate::couch::js::Engine,
 }
 
 /// Why the API could not be opened on a store.
@@ -67,7 +69,7 @@ impl AppState {
         let store = host.store;
         let kv = Kv::new(store.clone(), host.clock.clone(), host.ids.clone());
         let uuid = server_uuid(store.as_ref(), host.ids.as_ref()).await?;
-        let couch = Arc::new(open_couch(&kv, host.ids).await?);
+        let couch = Arc::new(open_couch(&kv, host.ids).await?.with_js(host.js));
         match couch.create_db(USERS_DB).await {
             Ok(()) => {}
             Err(e) if e.is(ErrorKind::Exists) => {}

@@ -35,6 +35,8 @@ pub struct RunConfig {
     pub http: HttpConfig,
     pub conn: ConnLimits,
     pub auth: AuthConfig,
+    /// Limits of design documents' JavaScript.
+    pub js: quickjs::QuickJs,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +148,7 @@ pub async fn run(
         clock: Arc::new(SystemClock),
         ids: Arc::new(RandomIds),
         runtime: Arc::new(TokioRuntime),
+        js: Some(Arc::new(config.js)),
     };
     let state = AppState::open(host, config.auth.clone(), &config.http).await?;
     let sweeper = tokio::spawn(sweep_forever(state.kv.clone(), config.sweep_interval));

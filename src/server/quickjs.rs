@@ -99,7 +99,7 @@ fn describe(ctx: &rquickjs::Ctx<'_>, e: rquickjs::Error) -> JsError {
     let text = if e.is_exception() {
         let v = ctx.catch();
         match v.as_exception() {
-            Some(x) => format!("{}", x.message().unwrap_or_else(|| "exception".to_owned())),
+            Some(x) => x.message().unwrap_or_else(|| "exception".to_owned()),
             None => format!("{v:?}"),
         }
     } else {

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::auth::{deny, Auth, UserCtx, USERS_DB, USER_PREFIX};
 use crate::couch::revs::Rev;
-use crate::couch::{Couch, Db, Result, WriteResult};
+use crate::couch::{Couch, Db, Result, WriteCtx, WriteResult};
 
 /// The rules, with what they need.
 pub struct CouchService {
@@ -39,6 +39,17 @@ fn id_of(doc: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
+}
+
+/// `validate_doc_update`'s view of a writer: CouchDB's `userCtx` (with the database's name)
+/// and the database's security object.
+async fn write_ctx(db: &Db, user: &UserCtx) -> Result<WriteCtx> {
+    let mut user_ctx = user.to_json();
+    user_ctx["db"] = Value::String(db.name().to_owned());
+    Ok(WriteCtx {
+        user_ctx,
+        sec_obj: db.security().await?.to_json(),
+    })
 }
 
 impl CouchService {
@@ -70,7 +81,8 @@ impl CouchService {
                 user_docs.push((id, current.is_none(), deleted));
             }
         }
-        let results = db.bulk_docs(docs, new_edits).await?;
+        let ctx = write_ctx(&db, user).await?;
+        let results = db.bulk_docs_as(docs, new_edits, Some(&ctx)).await?;
         for ((id, is_new, deleted), r) in user_docs.iter().zip(&results) {
             if matches!(r, WriteResult::Ok { .. }) {
                 self.auth.after_user_write(id, *is_new, *deleted).await?;
@@ -96,7 +108,8 @@ impl CouchService {
         self.auth
             .authorize_doc_writes(user, name, std::iter::once(id))
             .await?;
-        db.update_attachment(id, att, rev, data).await
+        let ctx = write_ctx(&db, user).await?;
+        db.update_attachment(id, att, rev, data, Some(&ctx)).await
     }
 
     /// A `_users` document is for server admins and for the user it describes; every other

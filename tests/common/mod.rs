@@ -42,6 +42,7 @@ pub async fn start_with(http: HttpConfig, conn: ConnLimits) -> InProcess {
             pbkdf2_iterations: 1000,
             ..AuthConfig::default()
         },
+        js: Default::default(),
     };
     tokio::spawn(run(listener, store.clone(), config, async {
         let _ = stopped.await;

@@ -62,6 +62,7 @@ impl Db {
         name: &str,
         rev: Option<Rev>,
         data: Option<(String, Bytes)>,
+        ctx: Option<&WriteCtx>,
     ) -> Result<WriteResult> {
         check_doc_id(id)?;
         check_attachment_name(name)?;
@@ -100,7 +101,7 @@ impl Db {
                 }
             }
         }
-        let mut res = self.bulk_docs(vec![doc], true).await?;
+        let mut res = self.bulk_docs_as(vec![doc], true, ctx).await?;
         match res.pop() {
             Some(WriteResult::Err { error, .. }) => Err(error),
             Some(ok) => Ok(ok),

@@ -291,7 +291,7 @@ impl Db {
     }
 
     /// The winning, live revisions of documents whose metadata is at hand, rendered.
-    async fn render_winners(
+    pub(super) async fn render_winners(
         &self,
         metas: &[(String, Meta)],
         opts: &DocOptions,

@@ -13,6 +13,8 @@ mod maintenance;
 mod meta;
 mod query;
 mod read;
+mod validate;
+mod views;
 mod write;
 
 use attachments::*;
@@ -22,6 +24,8 @@ pub use incoming::{check_attachment_name, check_doc_id, check_document, validate
 pub use keys::MAX_DOC_ID_BYTES;
 use keys::*;
 use meta::Meta;
+pub use validate::WriteCtx;
+pub use views::{ViewCursor, ViewInfo};
 use write::Staging;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -88,6 +92,11 @@ struct Counters {
     /// How many purges the database has had.
     #[serde(default)]
     purge_seq: u64,
+    /// How many commits changed a design document: what a cached list of them is checked
+    /// against (a commit guarded by the counters sees exactly the design documents it must
+    /// validate with, whichever node wrote them).
+    #[serde(default)]
+    design_seq: u64,
 }
 
 /// The result of one document write.
@@ -187,8 +196,9 @@ pub struct ChangesOptions {
     pub doc_ids: Option<HashSet<String>>,
     /// Rows with a sequence below this one (paging a descending feed).
     pub before: Option<u64>,
-    /// `filter=_selector`: only changes whose winning revision matches.
-    pub selector: Option<Arc<crate::couch::mango::Selector>>,
+    /// `filter=_selector`, `filter=ddoc/name`, `filter=_view`: only changes whose winning
+    /// revision passes.
+    pub filter: Option<Arc<dyn crate::couch::views::ChangeFilter>>,
 }
 
 /// The most change rows one page examines when a filter may leave most of them out: a page
@@ -225,6 +235,9 @@ pub struct AttachmentData {
     pub data: Bytes,
 }
 
+/// A database's design documents, id and winning body, in id order.
+pub type DesignDocs = Arc<Vec<(String, Value)>>;
+
 /// A handle on one database; clones share it.
 #[derive(Clone)]
 pub struct Db {
@@ -247,6 +260,12 @@ struct Inner {
     design_writes: std::sync::atomic::AtomicU64,
     /// The json indexes as last read, with the `design_writes` they were read at.
     indexes_seen: std::sync::Mutex<Option<(u64, Arc<Vec<crate::couch::mango::IndexDef>>)>>,
+    /// JavaScript views, a sublevel per design document's signature (see `views`).
+    views: LevelDb,
+    /// The design documents as last read, with the counters' `design_seq` they were read at.
+    design_seen: std::sync::Mutex<Option<(u64, DesignDocs)>>,
+    /// The host's JavaScript engine (views, filters, `validate_doc_update`).
+    js: crate::couch::js::Engine,
     /// The sublevels' keys as `store` sees them, for batches.
     keys: KeyLayout,
     /// Serializes this process's writers; other nodes are kept out by the guard on the
@@ -266,6 +285,7 @@ impl Db {
         store: LevelDb,
         ids: Arc<dyn IdSource>,
         updates: Arc<super::updates::DbUpdates>,
+        js: crate::couch::js::Engine,
     ) -> Result<Db> {
         let mut writer = Writer::default();
         writer.reload(&store).await?;
@@ -278,6 +298,7 @@ impl Db {
         );
         let keys = KeyLayout::new(&store, [&meta, &bodies, &seqs, &atts, &locals])?;
         let indexes = store.sublevel("x")?;
+        let views = store.sublevel("v")?;
         Ok(Db {
             inner: Arc::new(Inner {
                 name: name.to_owned(),
@@ -290,6 +311,9 @@ impl Db {
                 index_lock: tokio::sync::Mutex::new(()),
                 design_writes: std::sync::atomic::AtomicU64::new(0),
                 indexes_seen: std::sync::Mutex::new(None),
+                views,
+                design_seen: std::sync::Mutex::new(None),
+                js,
                 keys,
                 store,
                 writer: tokio::sync::Mutex::new(writer),

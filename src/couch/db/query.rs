@@ -157,7 +157,7 @@ impl Db {
             attachments: opts.attachments,
             ..DocOptions::default()
         };
-        let filtered = opts.doc_ids.is_some() || opts.selector.is_some();
+        let filtered = opts.doc_ids.is_some() || opts.filter.is_some();
         let mut examined = 0;
         let mut more = false;
         while let Some((k, raw)) = it.next().await? {
@@ -200,7 +200,7 @@ impl Db {
             if deleted {
                 out["deleted"] = Value::Bool(true);
             }
-            if opts.include_docs || opts.selector.is_some() {
+            if opts.include_docs || opts.filter.is_some() {
                 let rev = Rev::parse(&winner)
                     .ok_or_else(|| CouchError::internal("corrupt change row"))?;
                 let doc = match (self.meta(&id).await?, self.body(&id, &rev).await?) {
@@ -209,8 +209,8 @@ impl Db {
                     }
                     _ => Value::Null,
                 };
-                if let Some(sel) = &opts.selector {
-                    if !sel.matches(&doc) {
+                if let Some(filter) = &opts.filter {
+                    if !filter.accepts(&doc)? {
                         continue;
                     }
                 }

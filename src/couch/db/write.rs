@@ -16,6 +16,9 @@ pub(super) struct Staging {
     pub(super) changed: BTreeSet<String>,
     pub(super) bodies: HashMap<(String, Rev), Value>,
     pub(super) ops: Vec<BatchOp>,
+    /// The `validate_doc_update` rules documents are checked with (none for couchkv's own
+    /// writes).
+    pub(super) validation: Option<validate::Validation>,
 }
 
 impl Staging {
@@ -58,10 +61,22 @@ impl Db {
         self.body(id, rev).await
     }
 
+    /// couchkv's own writes (index definitions): [`Db::bulk_docs_as`] without validation.
+    pub async fn bulk_docs(&self, docs: Vec<Value>, new_edits: bool) -> Result<Vec<WriteResult>> {
+        self.bulk_docs_as(docs, new_edits, None).await
+    }
+
     /// Writes documents. With `new_edits` each gets a new revision (a stale or missing `_rev`
     /// is a conflict); without, revisions are taken as given (`_revisions`), as replication
-    /// writes them. All accepted documents are committed in one atomic batch.
-    pub async fn bulk_docs(&self, docs: Vec<Value>, new_edits: bool) -> Result<Vec<WriteResult>> {
+    /// writes them. Each is checked by the database's `validate_doc_update` functions as `ctx`
+    /// (a refused one is an error row and writes nothing). All accepted documents are committed
+    /// in one atomic batch.
+    pub async fn bulk_docs_as(
+        &self,
+        docs: Vec<Value>,
+        new_edits: bool,
+        ctx: Option<&WriteCtx>,
+    ) -> Result<Vec<WriteResult>> {
         let mut writer = self.inner.writer.lock().await;
         self.check_live()?;
         let ids: Vec<String> = docs
@@ -72,8 +87,13 @@ impl Db {
             .collect();
         for _ in 0..WRITE_ATTEMPTS {
             let mut next = writer.counters;
+            let validation = match ctx {
+                Some(ctx) => self.validation(next.design_seq, ctx).await?,
+                None => None,
+            };
             let mut staging = Staging {
                 prefetched: self.metas(&ids).await?,
+                validation,
                 ..Staging::default()
             };
             let mut results = Vec::with_capacity(docs.len());
@@ -95,6 +115,9 @@ impl Db {
                 return Ok(results);
             }
             let design = staging.metas.keys().any(|id| is_design_doc(id));
+            if design {
+                next.design_seq += 1;
+            }
             let mut ops = std::mem::take(&mut staging.ops);
             self.index_upkeep(
                 &staging,
@@ -198,6 +221,8 @@ impl Db {
             if let Some(a) = atts {
                 body["_attachments"] = Value::Object(a);
             }
+            self.check_write(staging, &id, &rev, &body, inc.deleted, meta)
+                .await?;
             let mut path = vec![rev.clone()];
             path.extend(parent);
             staging.bodies.insert((id.clone(), rev.clone()), body);
@@ -240,6 +265,8 @@ impl Db {
             if let Some(a) = atts {
                 body["_attachments"] = Value::Object(a);
             }
+            self.check_write(staging, &id, &leaf, &body, inc.deleted, meta)
+                .await?;
             staging.bodies.insert((id.clone(), leaf.clone()), body);
             (leaf, path, att_ops)
         };

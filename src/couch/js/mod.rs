@@ -25,7 +25,7 @@ pub enum JsError {
 }
 
 /// A design document as the engine sees it: its JSON text and a key that changes whenever the
-/// document does (its id and revision), so an engine may keep what it compiled for it.
+/// text does (a digest of it), so an engine may keep what it compiled for it.
 #[derive(Debug, Clone)]
 pub struct DesignCode {
     pub key: String,
@@ -34,10 +34,13 @@ pub struct DesignCode {
 
 impl DesignCode {
     pub fn new(id: &str, doc: &Value) -> DesignCode {
-        let rev = doc.get("_rev").and_then(Value::as_str).unwrap_or("");
+        use sha2::Digest;
+        let json = doc.to_string();
+        let digest = sha2::Sha256::digest(json.as_bytes());
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         DesignCode {
-            key: format!("{id}\u{0}{rev}"),
-            json: doc.to_string().into(),
+            key: format!("{id}\u{0}{hex}"),
+            json: json.into(),
         }
     }
 }

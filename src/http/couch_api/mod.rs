@@ -29,6 +29,7 @@ mod documents;
 mod find;
 mod local;
 mod server;
+mod views;
 
 use all_docs::*;
 use attachments::*;
@@ -38,6 +39,7 @@ use documents::*;
 use find::*;
 use local::*;
 use server::*;
+use views::*;
 
 type Result<T, E = CouchError> = std::result::Result<T, E>;
 
@@ -108,6 +110,15 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             "/{db}/_local/{id}/{*att}",
             axum::routing::any(local_attachment),
         )
+        .route(
+            "/{db}/_design/{ddoc}/_view/{view}",
+            g(Documents, get(view_get).post(view_post)),
+        )
+        .route(
+            "/{db}/_design/{ddoc}/_info",
+            g(Documents, get(view_group_info)),
+        )
+        .route("/{db}/_view_cleanup", g(Maintenance, post(view_cleanup)))
         .route("/{db}/_design/{ddoc}", document())
         .route("/{db}/_design/{ddoc}/{*att}", attachment())
         .route("/{db}/{doc}", document())
@@ -281,19 +292,61 @@ impl DocPath {
     }
 }
 
-/// Doc ids for `filter=_doc_ids`, from the query or a POST body.
-/// What `filter` asks of `_changes`: `_doc_ids` (the ids from the body or the query) or
-/// `_selector` (a Mango selector from the body); other filters run JavaScript, which couchkv
-/// does not have yet.
+/// What `filter` asks of `_changes`: `_doc_ids` (the ids from the body or the query),
+/// `_selector` (a Mango selector from the body), or a design document's filter (`ddoc/name`,
+/// or `_view` with `view`), resolved against the database by [`ChangesFilter::resolve`].
 pub(super) struct ChangesFilter {
     pub doc_ids: Option<HashSet<String>>,
     pub selector: Option<std::sync::Arc<crate::couch::mango::Selector>>,
+    /// `filter` and `view` of a design-document filter.
+    pub design: Option<(String, Option<String>)>,
+}
+
+impl ChangesFilter {
+    /// The filter the feed applies: the selector, or the design document's function with
+    /// CouchDB's request object (the query, the user, the database's security).
+    pub async fn resolve(
+        self,
+        db: &Db,
+        p: &Params,
+        user: &crate::couch::UserCtx,
+        body: Option<&Value>,
+    ) -> Result<Option<std::sync::Arc<dyn crate::couch::views::ChangeFilter>>> {
+        if let Some(sel) = self.selector {
+            return Ok(Some(sel));
+        }
+        let Some((filter, view)) = self.design else {
+            return Ok(None);
+        };
+        let query: Map<String, Value> =
+            p.0.iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+        let mut user_ctx = user.to_json();
+        user_ctx["db"] = Value::String(db.name().to_owned());
+        let req = json!({
+            "info": {"db_name": db.name()},
+            "id": null,
+            "method": if body.is_some() { "POST" } else { "GET" },
+            "path": [db.name(), "_changes"],
+            "query": query,
+            "headers": {},
+            "body": body.map_or_else(|| "undefined".to_owned(), Value::to_string),
+            "peer": "127.0.0.1",
+            "form": {},
+            "cookie": {},
+            "userCtx": user_ctx,
+            "secObj": db.security().await?.to_json(),
+        });
+        Ok(Some(db.design_filter(&filter, view.as_deref(), req).await?))
+    }
 }
 
 pub(super) fn changes_filter(p: &Params, body: Option<&Value>) -> Result<ChangesFilter> {
     let mut out = ChangesFilter {
         doc_ids: None,
         selector: None,
+        design: None,
     };
     match p.get("filter") {
         None => {}
@@ -326,10 +379,13 @@ pub(super) fn changes_filter(p: &Params, body: Option<&Value>) -> Result<Changes
                 &v,
             )?));
         }
+        Some("_design") => {
+            return Err(CouchError::bad_request(
+                "`filter` must be of the form `designname/filtername`",
+            ))
+        }
         Some(other) => {
-            return Err(CouchError::bad_request(format!(
-                "filter {other:?} is not supported; _doc_ids and _selector are"
-            )))
+            out.design = Some((other.to_owned(), p.get("view").map(str::to_owned)));
         }
     }
     Ok(out)
