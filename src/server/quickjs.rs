@@ -100,6 +100,8 @@ fn describe(ctx: &rquickjs::Ctx<'_>, e: rquickjs::Error) -> JsError {
         let v = ctx.catch();
         match v.as_exception() {
             Some(x) => x.message().unwrap_or_else(|| "exception".to_owned()),
+            // QuickJS throws null when it has no memory left even for an error object.
+            None if v.is_null() => "out of memory".to_owned(),
             None => format!("{v:?}"),
         }
     } else {
@@ -109,6 +111,7 @@ fn describe(ctx: &rquickjs::Ctx<'_>, e: rquickjs::Error) -> JsError {
     if lower.contains("interrupted")
         || lower.contains("out of memory")
         || lower.contains("stack overflow")
+        || lower.contains("call stack size")
         || matches!(e, rquickjs::Error::Allocation)
     {
         JsError::Limit(format!("a design document function was stopped: {text}"))
