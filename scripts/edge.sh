@@ -34,6 +34,14 @@ for tool in "$WASM_BINDGEN_BIN" "$WASM_OPT_BIN" "$ESBUILD_BIN"; do
   [ -x "$tool" ] || { echo "missing $tool" >&2; exit 1; }
 done
 
+# The Worker's JavaScript engine for design documents (QuickJS as WebAssembly), which wrangler
+# bundles from edge/node_modules.
+want_qjs=$(node -p "require('./edge/package.json').dependencies['quickjs-emscripten-core']")
+have_qjs=$(node -p "try { require('./edge/node_modules/quickjs-emscripten-core/package.json').version } catch { '' }")
+if [ "$want_qjs" != "$have_qjs" ]; then
+  (cd edge && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 echo "building the Worker (worker-build --release in edge/)"
 (cd edge && worker-build --release)
 ls -la edge/build/index.js edge/build/index_bg.wasm

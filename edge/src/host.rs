@@ -66,13 +66,16 @@ pub fn to_worker_error(e: impl std::fmt::Display) -> worker::Error {
 
 impl Core {
     pub async fn open(state: &State, env: &Env) -> Result<Core> {
+        crate::js::load()
+            .await
+            .map_err(|e| worker::Error::RustError(format!("the JavaScript engine: {e:?}")))?;
         let store = SqlStore::open(DoSql::new(state.storage())).map_err(to_worker_error)?;
         let host = Host {
             store: Arc::new(store),
             clock: Arc::new(DateClock),
             ids: Arc::new(RandomIds),
             runtime: Arc::new(DoRuntime),
-            js: None,
+            js: Some(Arc::new(crate::js::WorkerJs)),
         };
         let http = HttpConfig {
             cors_origins: var(env, "COUCHKV_CORS_ORIGINS")

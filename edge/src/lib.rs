@@ -50,6 +50,8 @@ mod front;
 #[cfg(target_arch = "wasm32")]
 pub mod host;
 #[cfg(target_arch = "wasm32")]
+mod js;
+#[cfg(target_arch = "wasm32")]
 pub mod kv_binding;
 #[cfg(target_arch = "wasm32")]
 pub mod registry;

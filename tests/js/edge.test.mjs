@@ -236,6 +236,58 @@ test('at the edge: Mango _find with and without an index, _changes with a select
   assert.deepEqual(r.body.results.map((row) => [row.db_name, row.type]), [['edge-mango-2', 'created']]);
 });
 
+test('at the edge: views, design filters and validate_doc_update run inside workerd', async () => {
+  assert.equal((await adminCall(edge, 'PUT', '/edge-design')).status, 201);
+  const ddoc = {
+    views: {
+      byKind: { map: 'function (doc) { if (doc.kind) emit([doc.kind, doc.n], doc.n); }', reduce: '_sum' },
+      lib: { util: 'exports.odd = function (n) { return n % 2 === 1; };' },
+      odd: { map: "function (doc) { if (require('views/lib/util').odd(doc.n)) emit(doc.n, null); }" },
+      js: { map: 'function (doc) { emit(doc.n % 3, 1); }', reduce: 'function (k, v, re) { return sum(v); }' },
+    },
+    filters: { kind: 'function (doc, req) { return doc.kind === req.query.kind; }' },
+    validate_doc_update: "function (newDoc) { if (newDoc.forbidden) throw({forbidden: 'not here'}); }",
+  };
+  assert.equal((await adminCall(edge, 'PUT', '/edge-design/_design/app', ddoc)).status, 201);
+  const docs = Array.from({ length: 30 }, (_, i) => ({ _id: `e${String(i).padStart(2, '0')}`, n: i, kind: i % 2 ? 'b' : 'a' }));
+  assert.equal((await adminCall(edge, 'POST', '/edge-design/_bulk_docs', { docs })).status, 201);
+  let r = await adminCall(edge, 'GET', '/edge-design/_design/app/_view/byKind?reduce=false&startkey=["b",20]&endkey=["b",{}]');
+  assert.deepEqual(r.body.rows.map((row) => row.id), ['e21', 'e23', 'e25', 'e27', 'e29']);
+  assert.equal(r.body.total_rows, 30);
+  r = await adminCall(edge, 'GET', '/edge-design/_design/app/_view/byKind?group_level=1');
+  assert.deepEqual(r.body.rows, [{ key: ['a'], value: 210 }, { key: ['b'], value: 225 }]);
+  r = await adminCall(edge, 'GET', '/edge-design/_design/app/_view/js?group=true');
+  assert.deepEqual(r.body.rows, [{ key: 0, value: 10 }, { key: 1, value: 10 }, { key: 2, value: 10 }]);
+  r = await adminCall(edge, 'GET', '/edge-design/_design/app/_view/odd?limit=3');
+  assert.deepEqual(r.body.rows.map((row) => row.key), [1, 3, 5]);
+  // An update moves its row.
+  const e00 = (await adminCall(edge, 'GET', '/edge-design/e00')).body;
+  await adminCall(edge, 'PUT', '/edge-design/e00', { ...e00, kind: 'c' });
+  r = await adminCall(edge, 'GET', '/edge-design/_design/app/_view/byKind?reduce=false&startkey=["c"]&endkey=["c",{}]');
+  assert.deepEqual(r.body.rows.map((row) => row.id), ['e00']);
+  r = await adminCall(edge, 'GET', '/edge-design/_changes?filter=app/kind&kind=c');
+  assert.deepEqual(r.body.results.map((c) => c.id), ['e00']);
+  r = await adminCall(edge, 'GET', '/edge-design/_changes?filter=_view&view=app/odd&limit=2');
+  assert.deepEqual(r.body.results.map((c) => c.id), ['e01', 'e03']);
+  // validate_doc_update refuses document by document.
+  r = await adminCall(edge, 'POST', '/edge-design/_bulk_docs', { docs: [{ _id: 'fine' }, { _id: 'bad', forbidden: true }] });
+  assert.equal(r.body[0].ok, true);
+  assert.equal(r.body[1].error, 'forbidden');
+  assert.equal((await adminCall(edge, 'GET', '/edge-design/bad')).status, 404);
+  assert.equal((await adminCall(edge, 'PUT', '/edge-design/bad2', { forbidden: true })).status, 403);
+  // A runaway map function is stopped; the database keeps answering.
+  await adminCall(edge, 'PUT', '/edge-design/_design/spin', { views: { v: { map: 'function (doc) { while (true) {} }' } } });
+  r = await adminCall(edge, 'GET', '/edge-design/_design/spin/_view/v');
+  assert.equal(r.status, 500);
+  assert.equal(r.body.error, 'os_process_error');
+  await adminCall(edge, 'PUT', '/edge-design/_design/hoard', { views: { v: { map: 'function (doc) { var a = []; while (true) a.push({n: a.length}); }' } } });
+  r = await adminCall(edge, 'GET', '/edge-design/_design/hoard/_view/v');
+  assert.equal(r.status, 500);
+  assert.equal(r.body.error, 'os_process_error');
+  r = await adminCall(edge, 'GET', '/edge-design/_design/app/_view/odd?limit=1');
+  assert.deepEqual(r.body.rows.map((row) => row.key), [1]);
+});
+
 test('at the edge: sign up, log in, live-sync the own database; nobody else gets in; JWTs', async () => {
   await userJourney(edge.url);
   // A deleted user is taken out of their database's _security: the catalog's change reaches
