@@ -7,13 +7,14 @@
 // clock stands still while code runs, time is counted in QuickJS's interrupt checks (one every
 // 10,000 or so operations): a call gets FUEL of them, then it is interrupted. A call that fails
 // on a bound throws, and its runtime is thrown away.
-import wasmModule from "@jitl/quickjs-wasmfile-release-sync/wasm";
+// By path: wrangler picks a module rule by the import ending in .wasm, not by what it resolves to.
+import wasmModule from "../node_modules/@jitl/quickjs-wasmfile-release-sync/dist/emscripten-module.wasm";
 import baseVariant from "@jitl/quickjs-wasmfile-release-sync";
 import { newQuickJSWASMModuleFromVariant, newVariant } from "quickjs-emscripten-core";
 
 const MEMORY = 128 * 1024 * 1024;
 const STACK = 512 * 1024;
-const FUEL = 20000;
+const FUEL = 10000;
 const CONTEXTS = 16;
 
 let module = null;

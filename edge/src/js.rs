@@ -13,8 +13,13 @@ extern "C" {
     fn js_ready() -> js_sys::Promise;
 
     #[wasm_bindgen(js_namespace = couchkvJs, js_name = call, catch)]
-    fn js_call(key: &str, ddoc: &str, prelude: &str, op: &str, args: &str)
-        -> Result<String, JsValue>;
+    fn js_call(
+        key: &str,
+        ddoc: &str,
+        prelude: &str,
+        op: &str,
+        args: &str,
+    ) -> Result<String, JsValue>;
 }
 
 /// The Worker's engine (stateless here: the runtime and compiled contexts live on the JS side,
@@ -23,7 +28,9 @@ pub struct WorkerJs;
 
 /// Loads the engine (once per isolate): the first request of an object waits for it.
 pub async fn load() -> Result<(), JsValue> {
-    wasm_bindgen_futures::JsFuture::from(js_ready()).await.map(|_| ())
+    wasm_bindgen_futures::JsFuture::from(js_ready())
+        .await
+        .map(|_| ())
 }
 
 impl JsEngine for WorkerJs {
