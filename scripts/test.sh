@@ -4,7 +4,7 @@
 # runs, in order: formatting, clippy, the edge-ready (wasm32) build of the core, every Rust test
 # of the workspace (against a throwaway PostgreSQL cluster it starts, installing PostgreSQL from
 # Debian's packages when missing), and the real-client tests (PouchDB from npm against the built
-# server).
+# server; the admin page in Debian's Chromium, installed when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +47,13 @@ cargo build --bin couchkv
 # `npm install`, not `npm ci`: this npm leaves other platforms' optional workerd packages out of
 # the lock it writes, and `npm ci` then refuses that lock. Versions still come from the lock.
 (cd tests/js && npm install --no-audit --no-fund --loglevel=error)
+
+# The admin page's test drives Debian's Chromium (playwright-core from npm, no browser download).
+if [ ! -x /usr/bin/chromium ]; then
+  step "Chromium from Debian's packages for the admin page's browser test"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 
 step "the edge host's Worker (scripts/edge.sh: worker-build, tools installed once per machine)"
 scripts/edge.sh

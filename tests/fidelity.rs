@@ -76,6 +76,19 @@ async fn numbers_and_field_order_come_back_as_sent() {
     let body = got.split_once(r#","_rev":""#).unwrap().1;
     let fields = body.split_once("\",").unwrap().1;
     assert_eq!(format!("{{{fields}"), sent);
+    // The special fields may come anywhere (a form, an editor, PouchDB put them first): taking
+    // them out moves nothing else.
+    let rev = got.split('"').nth(7).unwrap().to_owned();
+    let update = format!(
+        r#"{{"_id":"doc","zeta":1,"_rev":"{rev}","title":"t","n":0.18698566827009722,"last":[]}}"#
+    );
+    let (st, _) = c.text(Method::PUT, "/db/doc", Some(&update)).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (_, got) = c.text(Method::GET, "/db/doc", None).await;
+    assert!(
+        got.ends_with(r#"","zeta":1,"title":"t","n":0.18698566827009722,"last":[]}"#),
+        "{got}"
+    );
     // Attachments keep their order too, and `_revisions` is `{start, ids}`.
     let doc = json!({"_attachments": {
         "z.txt": {"content_type": "text/plain", "data": "eg=="},

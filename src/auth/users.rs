@@ -84,9 +84,9 @@ impl Auth {
         // The hash and its cost come from the server only: a client that could choose them
         // could choose what every login for this name costs.
         for k in crypto::HASH_FIELDS {
-            obj.remove(*k);
+            obj.shift_remove(*k);
         }
-        match obj.remove("password") {
+        match obj.shift_remove("password") {
             Some(Value::String(p)) => {
                 let iterations = self.config.pbkdf2_iterations;
                 let fields = self

@@ -10,6 +10,7 @@ mod kv_api;
 mod session_api;
 pub mod state;
 mod stream;
+mod utils;
 
 pub use auth_layer::{credentials, session_cookie};
 pub use state::{AppState, Host};
@@ -66,6 +67,7 @@ pub fn app(state: AppState, config: &HttpConfig) -> Router {
         .route("/", get(welcome))
         .route("/_up", get(up))
         .merge(session_api::routes())
+        .merge(utils::routes())
         .merge(kv_api::routes(&state))
         .merge(couch_api::routes(&state))
         .fallback(not_found)

@@ -312,6 +312,24 @@ test('at the edge: sign up, log in, live-sync the own database; nobody else gets
   assert.equal((await fetch(`${userdb(edge.url, 'alice')}`, { headers: { Authorization: `Bearer ${forged}` } })).status, 401);
 });
 
+test('at the edge: the admin page is served, with its policy, and logs in', async () => {
+  const page = await fetch(`${edge.url}/_utils/`);
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get('content-security-policy'), /script-src 'self'/);
+  assert.match(await page.text(), /<script type="module" src="app.js">/);
+  const app = await fetch(`${edge.url}/_utils/app.js`);
+  assert.equal(app.status, 200);
+  assert.match(app.headers.get('content-type'), /^text\/javascript/);
+  const again = await fetch(`${edge.url}/_utils/app.js`, { headers: { 'If-None-Match': app.headers.get('etag') } });
+  assert.equal(again.status, 304);
+  const login = await fetch(`${edge.url}/_session`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: ADMIN.username, password: ADMIN.password }),
+  });
+  assert.equal(login.status, 200);
+  assert.match(login.headers.get('set-cookie'), /AuthSession=.*HttpOnly/i);
+});
+
 test('at the edge: the data outlives a restart of wrangler on the same state', async () => {
   const remote = remoteDb(`${edge.url}/edge-restart`);
   await remote.put({ _id: 'kept', v: 42 });

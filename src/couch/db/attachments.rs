@@ -76,7 +76,7 @@ impl Db {
                 let mut doc = self
                     .render(id, r, &meta, body, &DocOptions::default())
                     .await?;
-                doc.as_object_mut().map(|m| m.remove("_deleted"));
+                doc.as_object_mut().map(|m| m.shift_remove("_deleted"));
                 doc
             }
             None => {
@@ -96,7 +96,11 @@ impl Db {
                 atts[name] = json!({"content_type": content_type, "data": B64.encode(&bytes)});
             }
             None => {
-                if atts.as_object_mut().and_then(|a| a.remove(name)).is_none() {
+                if atts
+                    .as_object_mut()
+                    .and_then(|a| a.shift_remove(name))
+                    .is_none()
+                {
                     return Err(CouchError::not_found("Document is missing attachment"));
                 }
             }

@@ -154,29 +154,29 @@ pub(super) fn take_incoming(
     let Value::Object(mut map) = doc else {
         return Err(CouchError::bad_request("Document must be a JSON object"));
     };
-    let id = match map.remove("_id") {
+    let id = match map.shift_remove("_id") {
         Some(Value::String(s)) => s,
         Some(_) => return Err(CouchError::bad_request("Document id must be a string")),
         None => generated_id(),
     };
-    let rev_raw = match map.remove("_rev") {
+    let rev_raw = match map.shift_remove("_rev") {
         Some(Value::String(s)) => Some(s),
         Some(Value::Null) | None => None,
         Some(_) => return Err(CouchError::bad_request("Invalid rev format")),
     };
-    let deleted = match map.remove("_deleted") {
+    let deleted = match map.shift_remove("_deleted") {
         Some(Value::Bool(b)) => b,
         Some(Value::Null) | None => false,
         Some(_) => return Err(CouchError::bad_request("_deleted must be a boolean")),
     };
-    let revisions = match map.remove("_revisions") {
+    let revisions = match map.shift_remove("_revisions") {
         Some(v) => Some(
             serde_json::from_value::<Revisions>(v)
                 .map_err(|_| CouchError::bad_request("Invalid _revisions"))?,
         ),
         None => None,
     };
-    let attachments = match map.remove("_attachments") {
+    let attachments = match map.shift_remove("_attachments") {
         Some(Value::Object(a)) => Some(a),
         Some(Value::Null) | None => None,
         Some(_) => return Err(CouchError::bad_request("_attachments must be an object")),
@@ -187,7 +187,7 @@ pub(super) fn take_incoming(
         "_local_seq",
         "_revs_info",
     ] {
-        map.remove(k);
+        map.shift_remove(k);
     }
     Ok(Incoming {
         id,

@@ -68,7 +68,7 @@ impl Db {
         let Value::Object(mut body) = body else {
             return Err(CouchError::internal("corrupt body"));
         };
-        let atts = body.remove("_attachments");
+        let atts = body.shift_remove("_attachments");
         out.extend(body);
         if deleted {
             out.insert("_deleted".into(), Value::Bool(true));
@@ -97,8 +97,8 @@ impl Db {
                         .ok_or_else(|| CouchError::internal(format!("attachment {name} lost")))?;
                     if let Value::Object(a) = &mut att {
                         // CouchDB's inline form: content_type, revpos, digest, data.
-                        a.remove("stub");
-                        a.remove("length");
+                        a.shift_remove("stub");
+                        a.shift_remove("length");
                         a.insert("data".into(), Value::String(B64.encode(&data)));
                     }
                 }
@@ -108,7 +108,7 @@ impl Db {
         }
         if self.inner.name == "_users" && !opts.with_password_hash {
             for k in ["derived_key", "salt"] {
-                out.remove(k);
+                out.shift_remove(k);
             }
         }
         if opts.revs {
