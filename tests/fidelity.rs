@@ -440,3 +440,68 @@ async fn a_database_compacts_itself_past_its_threshold() {
     assert!(gone, "the old revision outlived the threshold");
     assert_eq!(c.get(&format!("/db/doc?rev={rev}")).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn sizes_count_kept_bodies_and_attachments() {
+    let c = Couch::new().await;
+    let size = || async { c.get("/db").await.1["sizes"]["active"].as_u64().unwrap() };
+    assert_eq!(size().await, 0);
+    let big = "x".repeat(1000);
+    let (_, a) = c.put("/db/a", json!({ "v": big })).await;
+    let after_a = size().await;
+    assert!((1000..1200).contains(&after_a), "{after_a}");
+    // An attachment of 10,000 bytes, then a new revision that keeps it as a stub: the
+    // attachment counts once, the second body on its own.
+    let data = base64_of(&vec![7u8; 10_000]);
+    let (_, b1) = c
+        .put(
+            "/db/b",
+            json!({"_attachments": {"f": {"content_type": "application/octet-stream", "data": data}}}),
+        )
+        .await;
+    let after_b1 = size().await;
+    assert!(
+        (10_000..10_300).contains(&(after_b1 - after_a)),
+        "{after_b1}"
+    );
+    let (_, doc) = c.get("/db/b").await;
+    let (_, _b2) = c
+        .put(
+            "/db/b",
+            json!({"_rev": b1["rev"], "_attachments": doc["_attachments"], "n": 1}),
+        )
+        .await;
+    let after_b2 = size().await;
+    assert!(
+        (1..400).contains(&(after_b2 - after_b1)),
+        "{after_b1} -> {after_b2}"
+    );
+    // Compaction drops the first body of b, not the attachment the winner still uses.
+    c.post("/db/_compact", json!({})).await;
+    for _ in 0..200 {
+        if c.get("/db").await.1["compact_running"] == false {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let compacted = size().await;
+    assert!(
+        compacted < after_b2 && compacted > after_a + 10_000,
+        "{compacted}"
+    );
+    // Purging every leaf leaves nothing counted.
+    let (_, b) = c.get("/db/b").await;
+    let (st, _) = c
+        .post("/db/_purge", json!({"a": [a["rev"]], "b": [b["_rev"]]}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    assert_eq!(size().await, 0);
+    let info = c.get("/db").await.1;
+    assert_eq!(info["sizes"]["external"], 0);
+    assert_eq!(info["sizes"]["file"], 0);
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

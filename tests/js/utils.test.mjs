@@ -110,6 +110,17 @@ test('the admin page in Chromium: databases, documents, conflicts, live changes,
   assert.match(await text(page, '#doc-messages .notice.error'), /Conflict \(409\).*current one is 3-/s);
   await shot(page, '03-document-409');
 
+  // The current version loaded again; an attachment uploaded, listed, and read back.
+  await page.click('#doc-messages .notice.error button.link');
+  await page.waitForFunction(() => document.querySelector('#doc-json')?.value.includes('"theirs"'));
+  const attFile = join(OUT, 'hello.txt');
+  writeFileSync(attFile, 'hello, attachment');
+  await page.setInputFiles('#upload input[type=file]', attFile);
+  await page.click('#upload button[type=submit]');
+  await page.waitForSelector('#attachments a[download="hello.txt"]');
+  const att = await fetch(`${server.url}/notes/note-1/hello.txt`, { headers: { Authorization: adminHeader } });
+  assert.equal(await att.text(), 'hello, attachment');
+
   // A conflict made through the API: both branches drawn, the winner marked.
   const one = await adminCall(server, 'PUT', '/notes/clash', { v: 1 });
   const h1 = one.body.rev.split('-')[1];
@@ -143,6 +154,7 @@ test('the admin page in Chromium: databases, documents, conflicts, live changes,
   // The databases page, with the new database's figures.
   await page.goto(`${server.url}/_utils/#/`);
   await page.waitForFunction(() => document.querySelector('tr[data-db="notes"] td:nth-child(2)')?.textContent === '3');
+  assert.match(await text(page, 'tr[data-db="notes"] td:nth-child(5)'), /^\d+ B$/);
   await shot(page, '02-databases');
 
   // A user: made on the page, with a database of their own; as them, only that database.

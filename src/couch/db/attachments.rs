@@ -18,6 +18,22 @@ pub(super) fn digests_of(body: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A stored body's attachments as `(digest, length)`.
+pub(super) fn attachment_sizes(body: &Value) -> Vec<(String, u64)> {
+    body.get("_attachments")
+        .and_then(Value::as_object)
+        .map(|a| {
+            a.values()
+                .filter_map(|v| {
+                    let digest = v.get("digest").and_then(Value::as_str)?;
+                    let len = v.get("length").and_then(Value::as_u64).unwrap_or(0);
+                    Some((digest.to_owned(), len))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Db {
     pub async fn get_attachment(
         &self,

@@ -42,7 +42,8 @@ impl Db {
                 if removed.is_empty() {
                     continue;
                 }
-                meta.drop_bodies(&self.inner.keys, id, &removed, &mut ops);
+                let freed = meta.drop_bodies(&self.inner.keys, id, &removed, &mut ops);
+                next.grow(-i128::from(freed.bytes));
                 match old_winner {
                     Some((_, true)) => next.doc_del_count = next.doc_del_count.saturating_sub(1),
                     Some((_, false)) => next.doc_count = next.doc_count.saturating_sub(1),
@@ -55,7 +56,8 @@ impl Db {
                     // Nothing left: the document is gone without a trace.
                     let leftover: Vec<Rev> =
                         meta.atts.keys().filter_map(|r| Rev::parse(r)).collect();
-                    meta.drop_bodies(&self.inner.keys, id, &leftover, &mut ops);
+                    let freed = meta.drop_bodies(&self.inner.keys, id, &leftover, &mut ops);
+                    next.grow(-i128::from(freed.bytes));
                     ops.push(BatchOp::del(self.inner.keys.meta(id)));
                     continue;
                 };
@@ -134,13 +136,16 @@ impl Db {
                 self.check_live()?;
                 let mut ops = Vec::new();
                 let mut dropped = 0;
+                let mut freed = 0u64;
                 for (id, meta) in self.metas(&ids).await? {
                     let Some(mut meta) = meta else { continue };
                     let old = meta.old_bodies();
                     if old.is_empty() {
                         continue;
                     }
-                    dropped += meta.drop_bodies(&self.inner.keys, &id, &old, &mut ops);
+                    let went = meta.drop_bodies(&self.inner.keys, &id, &old, &mut ops);
+                    dropped += went.bodies;
+                    freed = freed.saturating_add(went.bytes);
                     ops.push(BatchOp::put(self.inner.keys.meta(&id), meta.to_bytes()));
                 }
                 if ops.is_empty() {
@@ -148,6 +153,7 @@ impl Db {
                 }
                 let mut next = writer.counters;
                 next.garbage = next.garbage.saturating_sub(dropped);
+                next.grow(-i128::from(freed));
                 if self.commit(&mut writer, next, ops).await? {
                     total += dropped;
                     break;

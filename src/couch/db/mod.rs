@@ -97,6 +97,17 @@ struct Counters {
     /// validate with, whichever node wrote them).
     #[serde(default)]
     design_seq: u64,
+    /// Bytes of the bodies kept (every revision until compaction) and of the attachments
+    /// stored: the database's `sizes`.
+    #[serde(default)]
+    bytes: u64,
+}
+
+impl Counters {
+    fn grow(&mut self, delta: i128) {
+        let next = i128::from(self.bytes).saturating_add(delta);
+        self.bytes = u64::try_from(next.max(0)).unwrap_or(u64::MAX);
+    }
 }
 
 /// The result of one document write.
@@ -225,6 +236,8 @@ pub struct DbInfo {
     pub purge_seq: u64,
     /// Bodies of old revisions kept until compaction.
     pub old_revisions: u64,
+    /// Bytes of the kept bodies and stored attachments.
+    pub bytes: u64,
     pub compact_running: bool,
 }
 
@@ -359,6 +372,7 @@ impl Db {
             doc_del_count: c.doc_del_count,
             purge_seq: c.purge_seq,
             old_revisions: c.garbage,
+            bytes: c.bytes,
             compact_running: self.inner.compacting.load(Ordering::SeqCst),
         })
     }

@@ -29,7 +29,8 @@ impl Staging {
             if let Some(meta) = self.metas.get_mut(&id) {
                 let forgotten = meta.tree.stem(revs_limit);
                 let dropped = meta.drop_bodies(keys, &id, &forgotten, &mut self.ops);
-                counters.garbage = counters.garbage.saturating_sub(dropped);
+                counters.garbage = counters.garbage.saturating_sub(dropped.bodies);
+                counters.grow(-i128::from(dropped.bytes));
                 self.ops.push(BatchOp::put(keys.meta(&id), meta.to_bytes()));
             }
         }
@@ -300,10 +301,10 @@ impl Db {
                 .get(&(id.clone(), new_leaf.clone()))
                 .cloned()
                 .unwrap_or(Value::Null);
-            ops.push(BatchOp::put(
-                self.inner.keys.body(&id, &new_leaf),
-                json_bytes(&body),
-            ));
+            let stored = json_bytes(&body);
+            let grew = meta.record_sizes(&new_leaf, stored.len() as u64, attachment_sizes(&body));
+            counters.grow(grew);
+            ops.push(BatchOp::put(self.inner.keys.body(&id, &new_leaf), stored));
             meta.atts.insert(new_leaf.to_string(), digests_of(&body));
         }
         // A leaf that stops being one keeps its body until compaction, as in CouchDB: old

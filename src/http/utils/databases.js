@@ -1,7 +1,7 @@
 // Databases: for a server admin every database, 20 a page by name (`_all_dbs` with `startkey`,
 // so a million databases page as fast as ten); for a user, their own database. Create, delete.
 import { call, seg, userdb } from './api.js';
-import { field, h, notice, onSubmit, replace } from './dom.js';
+import { bytes, field, h, notice, onSubmit, replace } from './dom.js';
 import { go } from './app.js';
 
 const PAGE = 20;
@@ -12,7 +12,7 @@ function dbLink(name) {
 
 /** One row: the name at once, the info when it arrives. */
 function row(name, admin, out) {
-  const cells = [h('td', {}, '…'), h('td', {}, '…'), h('td', {}, '…')];
+  const cells = [h('td', {}, '…'), h('td', {}, '…'), h('td', {}, '…'), h('td', {}, '…')];
   const tr = h('tr', { 'data-db': name }, h('td', {}, dbLink(name)), cells,
     h('td', { class: 'actions' },
       h('a', { href: `#/db/${seg(name)}/changes` }, 'changes'),
@@ -34,13 +34,14 @@ function row(name, admin, out) {
     replace(cells[0], String(info.doc_count));
     replace(cells[1], String(info.doc_del_count));
     replace(cells[2], String(info.update_seq));
+    replace(cells[3], bytes(info.sizes?.active ?? NaN));
   }, (err) => replace(cells[0], err.status === 404 ? 'not created' : err.error));
   return tr;
 }
 
 function table(names, admin, out) {
   return h('table', { class: 'list', id: 'databases' },
-    h('thead', {}, h('tr', {}, ['Name', 'Documents', 'Deleted', 'Update seq', ''].map((t) => h('th', {}, t)))),
+    h('thead', {}, h('tr', {}, ['Name', 'Documents', 'Deleted', 'Update seq', 'Size', ''].map((t) => h('th', {}, t)))),
     h('tbody', {}, names.map((n) => row(n, admin, out))));
 }
 
