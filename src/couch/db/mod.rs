@@ -14,6 +14,7 @@ mod meta;
 mod query;
 mod read;
 mod validate;
+mod view_offsets;
 mod views;
 mod write;
 
@@ -275,6 +276,8 @@ struct Inner {
     indexes_seen: std::sync::Mutex<Option<(u64, Arc<Vec<crate::couch::mango::IndexDef>>)>>,
     /// JavaScript views, a sublevel per design document's signature (see `views`).
     views: LevelDb,
+    /// Where `offset` counting may start in each view (see `view_offsets`).
+    offsets: view_offsets::OffsetCache,
     /// The design documents as last read, with the counters' `design_seq` they were read at.
     design_seen: std::sync::Mutex<Option<(u64, DesignDocs)>>,
     /// The host's JavaScript engine (views, filters, `validate_doc_update`).
@@ -326,6 +329,7 @@ impl Db {
                 indexes_seen: std::sync::Mutex::new(None),
                 views,
                 design_seen: std::sync::Mutex::new(None),
+                offsets: view_offsets::OffsetCache::default(),
                 js,
                 keys,
                 store,

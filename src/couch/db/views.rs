@@ -360,10 +360,18 @@ impl Db {
         };
         let (total_rows, offset) = if reduce.is_none() {
             let total = parse_seq(ix.get(count_key(view)).await?.as_deref())?;
-            (
-                total,
-                self.view_offset(&ix, view, &q, ranges.first()).await?,
-            )
+            let offset = self
+                .view_offset(
+                    &ix,
+                    &g.signature,
+                    view,
+                    update_seq,
+                    total,
+                    &q,
+                    ranges.first(),
+                )
+                .await?;
+            (total, offset)
         } else {
             (0, 0)
         };
@@ -387,34 +395,37 @@ impl Db {
     }
 
     /// How many rows of the view come before the query's first (CouchDB's `offset`): the
-    /// entries between the view's end and the first range's start, counted by key.
+    /// entries before the first range's start, or after its end when descending, counted from
+    /// the nearest remembered fence (see `view_offsets`).
+    #[allow(clippy::too_many_arguments)]
     async fn view_offset(
         &self,
         ix: &LevelDb,
+        sig: &str,
         view: u16,
+        seq: u64,
+        total: u64,
         q: &ViewQuery,
         first: Option<&RangeOptions>,
     ) -> Result<u64> {
         let Some(first) = first else { return Ok(0) };
-        let range = if q.descending {
-            RangeOptions {
-                gte: first.lt.clone(),
-                lt: Some(past(entry_prefix(view), false)),
-                ..RangeOptions::default()
-            }
+        let offsets = &self.inner.offsets;
+        if q.descending {
+            let Some(end) = first.lt.clone() else {
+                return Ok(0);
+            };
+            let before = offsets
+                .count_before(ix, sig, view, seq, entry_prefix(view), Some(end))
+                .await?;
+            Ok(total.saturating_sub(before))
         } else {
-            RangeOptions {
-                gte: Some(entry_prefix(view)),
-                lt: first.gte.clone(),
-                ..RangeOptions::default()
-            }
-        };
-        let mut n = 0u64;
-        let mut it = ix.keys(range)?;
-        while it.next().await?.is_some() {
-            n += 1;
+            let Some(start) = first.gte.clone() else {
+                return Ok(0);
+            };
+            offsets
+                .count_before(ix, sig, view, seq, entry_prefix(view), Some(start))
+                .await
         }
-        Ok(n)
     }
 }
 
