@@ -246,32 +246,14 @@ impl Db {
         let _one = self.inner.index_lock.lock().await;
         loop {
             let stored = ix.get(b"s").await?;
-            let since = match &stored {
-                Some(raw) => std::str::from_utf8(raw)
-                    .ok()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .ok_or_else(|| CouchError::internal("corrupt index state"))?,
-                None => 0,
-            };
-            let page = self
-                .changes(&ChangesOptions {
-                    since,
-                    limit: Some(INDEX_BATCH),
-                    ..ChangesOptions::default()
-                })
-                .await?;
-            if page.results.is_empty() || page.last_seq <= since {
+            let since = parse_seq(stored.as_deref())?;
+            let Some((ids, last_seq)) = self.changed_ids(since, INDEX_BATCH).await? else {
                 return Ok(());
-            }
-            let ids: Vec<String> = page
-                .results
-                .iter()
-                .filter_map(|r| r["id"].as_str().map(str::to_owned))
-                .collect();
+            };
             let winners = self.winners(&ids).await?;
             let docs: Vec<(String, Option<&Value>)> =
                 ids.iter().map(|id| (id.clone(), winners.get(id))).collect();
-            let ops = entry_ops(def, &ix, &docs, &[], page.last_seq).await?;
+            let ops = entry_ops(def, &ix, &docs, &[], last_seq).await?;
             // Lost to another process: read its progress and go on from there. An index is
             // derived data: its commits need not wait for the disk (a crash may take back the
             // last ones, sequence and entries together, and the next query redoes them).

@@ -105,3 +105,14 @@ pub(super) fn json_bytes(v: &Value) -> Bytes {
 pub(super) fn parse_json(raw: &[u8]) -> Result<Value> {
     serde_json::from_slice(raw).map_err(|_| CouchError::internal("corrupt stored JSON"))
 }
+
+/// A sequence stored as decimal text (an index's progress, a view's row count); absent is 0.
+pub(super) fn parse_seq(raw: Option<&[u8]>) -> Result<u64> {
+    match raw {
+        Some(raw) => std::str::from_utf8(raw)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| CouchError::internal("corrupt index state")),
+        None => Ok(0),
+    }
+}

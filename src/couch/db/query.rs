@@ -136,6 +136,31 @@ impl Db {
     }
 
     /// One page of `_changes`.
+    /// The ids of up to `limit` documents changed after `since`, with the last sequence
+    /// they reach; `None` when nothing changed since (what an index updater asks).
+    pub(super) async fn changed_ids(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<Option<(Vec<String>, u64)>> {
+        let page = self
+            .changes(&ChangesOptions {
+                since,
+                limit: Some(limit),
+                ..ChangesOptions::default()
+            })
+            .await?;
+        if page.results.is_empty() || page.last_seq <= since {
+            return Ok(None);
+        }
+        let ids = page
+            .results
+            .iter()
+            .filter_map(|r| r["id"].as_str().map(str::to_owned))
+            .collect();
+        Ok(Some((ids, page.last_seq)))
+    }
+
     pub async fn changes(&self, opts: &ChangesOptions) -> Result<ChangesPage> {
         self.check_live()?;
         let update_seq = self.update_seq().await?;

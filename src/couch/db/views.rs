@@ -155,16 +155,6 @@ fn count_key(view: u16) -> Vec<u8> {
     vec![b'n', hi, lo]
 }
 
-fn parse_seq(raw: Option<&[u8]>) -> Result<u64> {
-    match raw {
-        Some(raw) => std::str::from_utf8(raw)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| CouchError::internal("corrupt view state")),
-        None => Ok(0),
-    }
-}
-
 /// An index entry read back: document id, key, value.
 fn parse_entry(raw: &[u8]) -> Result<(String, Value, Value)> {
     match parse_json(raw)? {
@@ -213,21 +203,9 @@ impl Db {
         loop {
             let stored = ix.get(b"s").await?;
             let since = parse_seq(stored.as_deref())?;
-            let page = self
-                .changes(&ChangesOptions {
-                    since,
-                    limit: Some(VIEW_BATCH),
-                    ..ChangesOptions::default()
-                })
-                .await?;
-            if page.results.is_empty() || page.last_seq <= since {
+            let Some((ids, last_seq)) = self.changed_ids(since, VIEW_BATCH).await? else {
                 return Ok(since);
-            }
-            let ids: Vec<String> = page
-                .results
-                .iter()
-                .filter_map(|r| r["id"].as_str().map(str::to_owned))
-                .collect();
+            };
             let opts = DocOptions {
                 conflicts: true,
                 ..DocOptions::default()
@@ -252,7 +230,7 @@ impl Db {
                     emitted.insert(id.as_str(), per_view);
                 }
             }
-            let ops = view_entry_ops(&ix, g.views.len(), &ids, &emitted, page.last_seq).await?;
+            let ops = view_entry_ops(&ix, g.views.len(), &ids, &emitted, last_seq).await?;
             // Derived data: its commits need not wait for the disk (a crash may take back the
             // last ones, sequence and entries together, and the next query redoes them).
             ix.batch_if_relaxed(b"s", stored.as_deref(), ops).await?;
@@ -409,23 +387,21 @@ impl Db {
         first: Option<&RangeOptions>,
     ) -> Result<u64> {
         let Some(first) = first else { return Ok(0) };
-        let offsets = &self.inner.offsets;
-        if q.descending {
-            let Some(end) = first.lt.clone() else {
-                return Ok(0);
-            };
-            let before = offsets
-                .count_before(ix, sig, view, seq, entry_prefix(view), Some(end))
-                .await?;
-            Ok(total.saturating_sub(before))
+        // Ascending: the entries before the start; descending: those from the end on.
+        let bound = if q.descending { &first.lt } else { &first.gte };
+        let Some(bound) = bound.clone() else {
+            return Ok(0);
+        };
+        let before = self
+            .inner
+            .offsets
+            .count_before(ix, sig, view, seq, entry_prefix(view), Some(bound))
+            .await?;
+        Ok(if q.descending {
+            total.saturating_sub(before)
         } else {
-            let Some(start) = first.gte.clone() else {
-                return Ok(0);
-            };
-            offsets
-                .count_before(ix, sig, view, seq, entry_prefix(view), Some(start))
-                .await
-        }
+            before
+        })
     }
 }
 

@@ -24,6 +24,22 @@ export function attPath(db, id, name) {
   return `${docPath(db, id)}/${name.split('/').map(seg).join('/')}`;
 }
 
+/**
+ * Query parameters for a page of `_all_docs` or `_all_dbs` by key: `size` rows and one more (so
+ * the page knows whether a next one exists), after the key `after` (itself skipped) or from
+ * the key `from`.
+ */
+export function pageQuery(size, after, from) {
+  const q = new URLSearchParams({ limit: String(size + 1) });
+  if (after !== null && after !== undefined) {
+    q.set('startkey', JSON.stringify(after));
+    q.set('skip', '1');
+  } else if (from) {
+    q.set('startkey', JSON.stringify(from));
+  }
+  return q;
+}
+
 export const KV = '/client/v4/accounts/local/storage/kv/namespaces';
 
 /**

@@ -1,6 +1,6 @@
 // Databases: for a server admin every database, 20 a page by name (`_all_dbs` with `startkey`,
 // so a million databases page as fast as ten); for a user, their own database. Create, delete.
-import { call, seg, userdb } from './api.js';
+import { call, pageQuery, seg, userdb } from './api.js';
 import { bytes, field, h, notice, onSubmit, replace } from './dom.js';
 import { go } from './app.js';
 
@@ -59,14 +59,7 @@ export async function render(_params, ctx) {
 
   const after = ctx.query.get('after');
   const from = ctx.query.get('from');
-  const q = new URLSearchParams({ limit: String(PAGE + 1) });
-  if (after !== null) {
-    q.set('startkey', JSON.stringify(after));
-    q.set('skip', '1');
-  } else if (from) {
-    q.set('startkey', JSON.stringify(from));
-  }
-  const names = await call('GET', `/_all_dbs?${q}`);
+  const names = await call('GET', `/_all_dbs?${pageQuery(PAGE, after, from)}`);
   const more = names.length > PAGE;
   const shown = names.slice(0, PAGE);
 

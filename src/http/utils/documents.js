@@ -1,6 +1,6 @@
 // A database's documents, 25 a page by id (`_all_docs` with `startkey`), or those whose id
 // starts with a prefix; links to its live changes and `_security`, a new document.
-import { call, seg } from './api.js';
+import { call, pageQuery, seg } from './api.js';
 import { field, h, onSubmit } from './dom.js';
 import { go } from './app.js';
 
@@ -9,13 +9,7 @@ const PAGE = 25;
 export async function render([db], ctx) {
   const prefix = ctx.query.get('prefix') ?? '';
   const after = ctx.query.get('after');
-  const q = new URLSearchParams({ limit: String(PAGE + 1) });
-  if (after !== null) {
-    q.set('startkey', JSON.stringify(after));
-    q.set('skip', '1');
-  } else if (prefix) {
-    q.set('startkey', JSON.stringify(prefix));
-  }
+  const q = pageQuery(PAGE, after, prefix);
   if (prefix) q.set('endkey', JSON.stringify(`${prefix}\ufff0`));
   const [info, all] = await Promise.all([
     call('GET', `/${seg(db)}`),

@@ -1,6 +1,6 @@
 // Users (`_users`, server admins): create, reset a password, set roles, delete; each user's own
 // database linked. 50 a page by name.
-import { call, docPath, seg, userdb } from './api.js';
+import { call, docPath, pageQuery, seg, userdb } from './api.js';
 import { field, h, notice, onSubmit, replace } from './dom.js';
 import { go } from './app.js';
 
@@ -44,12 +44,9 @@ function userRow(doc, out, ctx) {
 
 export async function render(_params, ctx) {
   const after = ctx.query.get('after');
-  const q = new URLSearchParams({
-    include_docs: 'true', limit: String(PAGE + 1),
-    startkey: JSON.stringify(after !== null ? `${PREFIX}${after}` : PREFIX),
-    endkey: JSON.stringify(`${PREFIX}\ufff0`),
-  });
-  if (after !== null) q.set('skip', '1');
+  const q = pageQuery(PAGE, after === null ? null : `${PREFIX}${after}`, PREFIX);
+  q.set('include_docs', 'true');
+  q.set('endkey', JSON.stringify(`${PREFIX}\ufff0`));
   const all = await call('GET', `/_users/_all_docs?${q}`);
   const docs = all.rows.filter((r) => r.doc).map((r) => r.doc).slice(0, PAGE);
   const more = all.rows.length > PAGE;
